@@ -1,0 +1,1 @@
+"""Per-video TSP-style label tables and per-clip targets."""

@@ -1,0 +1,1 @@
+"""sa_tsp_jax package."""

@@ -1,0 +1,55 @@
+"""Test-session setup: CPU JAX with 8 fake devices, a persistent compile cache, shared data.
+
+Environment variables must be set before JAX is imported anywhere, hence module level.
+"""
+import os
+import pathlib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# 8 fake CPU devices so sharding code paths (Mesh, NamedSharding) run in tests. Models in
+# tests are tiny, so splitting the host CPU this way costs little.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
+if (SHARED / "nltk_data").is_dir():
+    os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _require_data() -> bool:
+    return os.environ.get("DVC_REQUIRE_DATA", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """Path of ../shared/data. Skips when absent, but FAILS when DVC_REQUIRE_DATA=1 (CI)."""
+    path = SHARED / "data"
+    if not (path / "activitynet_captions" / "val_1.json").is_file():
+        msg = f"shared data not found at {path}"
+        if _require_data():
+            pytest.fail(msg + " (DVC_REQUIRE_DATA=1)")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def nltk_data_dir() -> pathlib.Path:
+    """Path of the NLTK data; same fail-not-skip rule as `shared_data`."""
+    path = pathlib.Path(os.environ.get("NLTK_DATA", SHARED / "nltk_data"))
+    if not (path / "taggers").is_dir():
+        msg = f"NLTK data not found at {path}"
+        if _require_data():
+            pytest.fail(msg + " (DVC_REQUIRE_DATA=1)")
+        pytest.skip(msg)
+    return path
