@@ -28,8 +28,6 @@ STAGES: dict[str, str] = {
     "captioner_predict": "captioner_jax.inference:run",
     "captioner_scst": "captioner_jax.scst.train_scst:run",
     "ensemble": "captioner_jax.ensemble.stage:run",
-    "pipeline": "pipeline_stages:run_pipeline",
-    "caption_video": "pipeline_stages:caption_video",
 }
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -48,9 +46,9 @@ def resolve_stage(name: str):
 
 def setup_jax(config) -> None:
     """Persistent compilation cache and (when asked) multi-host initialisation."""
-    cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if cache_dir is None and "jax" not in config.get("stage", ""):
-        cache_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".jax_cache")
+    cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), ".jax_cache"
+    )
     import jax  # imported here so `--help` and pure-host stages stay fast
 
     if cache_dir:
