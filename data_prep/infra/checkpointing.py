@@ -1,0 +1,79 @@
+"""Orbax checkpoints of the train state together with the Grain iterator state.
+
+A preempted or killed run restarts from the latest *complete* checkpoint (Orbax writes to a
+temporary directory and renames it when finalised) and, because the iterator state is saved
+with the model, continues on exactly the next batch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import grain
+import orbax.checkpoint as ocp
+
+_STATE = "state"
+_DATA = "data_iter"
+
+
+class Checkpointer:
+    """Saves/restores `{state, data_iter}` under `directory/<step>/`.
+
+    Args:
+      directory: where checkpoints live (created if missing).
+      max_to_keep: how many recent checkpoints to keep.
+      save_every_steps: `save()` is a no-op at other steps unless `force=True`.
+      async_save: write in the background (call `wait()` before reading them back).
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        max_to_keep: int = 3,
+        save_every_steps: int = 1,
+        async_save: bool = False,
+    ):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            save_interval_steps=max(1, int(save_every_steps)),
+            create=True,
+            enable_async_checkpointing=async_save,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state, data_iterator=None, force: bool = False) -> bool:
+        """Saves `state` (a pytree of arrays) and the iterator; returns whether it saved."""
+        items = {_STATE: ocp.args.StandardSave(state)}
+        if data_iterator is not None:
+            items[_DATA] = grain.checkpoint.CheckpointSave(data_iterator)
+        saved = self._manager.save(int(step), args=ocp.args.Composite(**items), force=force)
+        if saved:
+            logging.info("saved checkpoint at step %d to %s", step, self.directory)
+        return saved
+
+    def restore(self, step: int, abstract_state, data_iterator=None):
+        """Restores the state at `step` into the shapes/shardings of `abstract_state`.
+
+        `abstract_state` is a pytree of `jax.ShapeDtypeStruct` (with `.sharding` for sharded
+        restore) or of arrays. When `data_iterator` is given its state is restored in place.
+        """
+        items = {_STATE: ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items[_DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
+        restored = self._manager.restore(int(step), args=ocp.args.Composite(**items))
+        logging.info("restored checkpoint at step %d from %s", step, self.directory)
+        return restored[_STATE]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,99 @@
+"""Shared training infrastructure: mesh, shardings, checkpoints with iterator state, metrics."""
+import json
+import math
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data_prep.infra import checkpointing, mesh, metrics, progress
+
+
+def test_make_mesh_fills_remaining_devices():
+    m = mesh.make_mesh((("data", -1), ("fsdp", 2)))
+    assert m.shape == {"data": jax.device_count() // 2, "fsdp": 2}
+    assert mesh.data_axes(m) == ("data", "fsdp")
+    with pytest.raises(ValueError, match="needs 16 devices"):
+        mesh.make_mesh((("data", 16),))
+    with pytest.raises(ValueError, match="at most one axis"):
+        mesh.make_mesh((("data", -1), ("fsdp", -1)))
+
+
+def test_fsdp_rule_shards_largest_divisible_dim_and_keeps_small_leaves_replicated():
+    m = mesh.make_mesh((("data", 2), ("fsdp", 4)))
+    params = {
+        "big": jax.ShapeDtypeStruct((6, 64, 512), jnp.float32),
+        "odd": jax.ShapeDtypeStruct((3, 5, 7, 4099), jnp.float32),
+        "small": jax.ShapeDtypeStruct((4,), jnp.float32),
+    }
+    shard = mesh.param_shardings(params, m, rule="fsdp")
+    assert tuple(shard["big"].spec) == (None, None, "fsdp")
+    assert tuple(shard["odd"].spec) == ()  # nothing divisible by 4
+    assert tuple(shard["small"].spec) == ()
+    with pytest.raises(ValueError, match="unknown sharding rule"):
+        mesh.param_shardings(params, m, rule="tp")
+
+
+def test_global_batch_is_split_over_devices_and_drops_strings():
+    m = mesh.make_mesh()
+    batch = {"x": np.arange(16 * 3, dtype=np.float32).reshape(16, 3), "id": np.array(["a"] * 16)}
+    out = mesh.global_batch(batch, mesh.batch_sharding(m))
+    assert set(out) == {"x"}
+    assert out["x"].shape == (16, 3)
+    assert len(out["x"].addressable_shards) == jax.device_count()
+    np.testing.assert_array_equal(np.asarray(out["x"]), batch["x"])
+
+
+def test_checkpointer_restores_state_and_grain_iterator(tmp_path):
+    ds = grain.MapDataset.range(100).shuffle(seed=3).batch(4)
+    it = iter(ds.to_iter_dataset())
+    for _ in range(3):
+        next(it)
+    state = {"w": jnp.arange(6.0).reshape(2, 3), "step": jnp.asarray(3, jnp.int32)}
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), save_every_steps=1)
+    assert ckpt.latest_step() is None
+    assert ckpt.save(3, state, it)
+    ckpt.wait()
+    expected_next = next(it)
+
+    fresh = iter(ds.to_iter_dataset())
+    ckpt2 = checkpointing.Checkpointer(str(tmp_path / "ckpt"))
+    assert ckpt2.latest_step() == 3
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    restored = ckpt2.restore(3, abstract, fresh)
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    np.testing.assert_array_equal(next(fresh), expected_next)
+    ckpt.close()
+    ckpt2.close()
+
+
+def test_metric_writer_appends_json_lines(tmp_path):
+    with metrics.MetricWriter(str(tmp_path), tensorboard=False) as w:
+        w.write(1, {"loss": np.float32(2.5)})
+        w.write(2, {"loss": float("nan"), "acc": 0.5}, split="eval")
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "spl')  # a run killed mid-line
+    records = metrics.read_metrics(str(tmp_path / "metrics.jsonl"))
+    assert [r["step"] for r in records] == [1, 2]
+    assert records[0]["loss"] == 2.5 and records[0]["split"] == "train"
+    assert math.isnan(records[1]["loss"]) and records[1]["split"] == "eval"
+    json.loads(open(tmp_path / "metrics.jsonl").readline())
+
+
+def test_check_finite_names_the_step():
+    assert progress.check_finite(np.float32(1.5), 7) == 1.5
+    with pytest.raises(FloatingPointError, match="step 12"):
+        progress.check_finite(float("nan"), 12)
+
+
+def test_progress_reports_rates_and_eta(caplog):
+    p = progress.Progress(total_steps=100, items_per_step=8, log_every_s=0.0, item_name="clips")
+    caplog.set_level("INFO")
+    p.update(0)
+    p.update(10, force=True)
+    rates = p.rates(10)
+    assert rates["clips_per_s"] == pytest.approx(8 * rates["steps_per_s"])
+    assert "ETA" in caplog.text and "clips/s" in caplog.text
+    assert progress.format_duration(3725) == "1:02:05"
