@@ -1,0 +1,1 @@
+"""SA-TSP pretraining losses."""

@@ -1,0 +1,1 @@
+"""R(2+1)D backbone and SA-TSP heads."""
