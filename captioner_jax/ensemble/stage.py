@@ -1,0 +1,143 @@
+"""Launch stage "ensemble": combine M captioners' captions of one fixed proposal set.
+
+Config fields (see configs/ensemble/*.py):
+  predictions: list of M submission JSON paths, each the output of one model's
+    `captioner_predict` on the same proposals.
+  model_names: M names (default: the file names).
+  proposals: "gt" (segments of `proposals_file`, an ActivityNet Captions JSON) or "model"
+    (the segments of model `proposals_model`'s predictions).
+  rule, rule_kwargs: selection rule name and its parameters (captioner_jax.ensemble.selection).
+  concept_vocab, idf_table: paths of the data layer's concept vocabulary and IDF table
+    (stage "text_vocab").
+  logprob_field: name of the per-caption mean log-probability field in the predictions ("" if
+    none).
+  references: reference caption files to evaluate the ensemble and every member on ([] = none);
+  eval_version: "2018" or "latest".
+
+Writes to the workdir: `ensemble_submission.json` (official format), `ensemble_choices.json`
+(per proposal: the winning model and every candidate's score) and `ensemble_summary.json`
+(wins per model, missing captions, and the metrics of the ensemble and its members).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+
+from captioner_jax.ensemble.combine import (
+    ensemble_predictions,
+    proposals_from_captions,
+    proposals_from_submission,
+)
+from captioner_jax.ensemble.selection import CaptionStatistics, make_rule
+
+
+def _load_json(path: str, what: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"ensemble: {what} file not found: {path}") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"ensemble: {what} file {path} is not valid JSON: {err}") from err
+
+
+def write_json_atomic(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def load_caption_statistics(concept_vocab: str, idf_table: str) -> CaptionStatistics:
+    """The data layer's concept vocabulary + IDF table as a `CaptionStatistics`."""
+    from data_prep.text.caption_statistics import load_caption_statistics as load
+
+    return load(concept_vocab, idf_table)
+
+
+def _evaluate(submission, references, version) -> dict[str, float]:
+    from captioner_jax.evaluation import evaluate_submission
+
+    scores = evaluate_submission(submission, list(references), version=version)
+    return {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
+
+
+def run_ensemble(
+    predictions: list[Mapping],
+    model_names: list[str],
+    proposals: Mapping,
+    stats: CaptionStatistics,
+    *,
+    rule: str = "concepts_then_idf",
+    rule_kwargs: Mapping | None = None,
+    logprob_field: str | None = None,
+    references: list[str] | None = None,
+    eval_version: str = "2018",
+    workdir: str | None = None,
+) -> dict:
+    """Library entry (used by `run` and by tests): select, optionally evaluate, write."""
+    result = ensemble_predictions(
+        proposals,
+        predictions,
+        model_names,
+        make_rule(rule, **dict(rule_kwargs or {})),
+        stats,
+        logprob_field=logprob_field or None,
+    )
+    summary: dict = {
+        "rule": rule,
+        "wins": result.wins,
+        "missing_captions": result.missing,
+        "dropped_proposals": result.dropped,
+        "num_proposals": sum(len(v) for v in result.submission["results"].values()),
+    }
+    if references:
+        summary["metrics"] = {"ensemble": _evaluate(result.submission, references, eval_version)}
+        for name, sub in zip(model_names, predictions):
+            summary["metrics"][name] = _evaluate(sub, references, eval_version)
+        for name, m in summary["metrics"].items():
+            logging.info(
+                "ensemble: %-20s METEOR %.4f CIDEr %.4f", name, m.get("METEOR", float("nan")),
+                m.get("CIDEr", float("nan")),
+            )
+    logging.info("ensemble: wins per model %s", result.wins)
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+        write_json_atomic(os.path.join(workdir, "ensemble_submission.json"), result.submission)
+        write_json_atomic(os.path.join(workdir, "ensemble_choices.json"), result.choices)
+        write_json_atomic(os.path.join(workdir, "ensemble_summary.json"), summary)
+    return {"submission": result.submission, "choices": result.choices, "summary": summary}
+
+
+def run(config, workdir: str) -> dict:
+    paths = list(config.predictions)
+    if len(paths) < 1:
+        raise ValueError("ensemble: config.predictions lists no prediction files")
+    names = list(config.get("model_names") or []) or [
+        os.path.splitext(os.path.basename(p))[0] for p in paths
+    ]
+    if len(names) != len(paths):
+        raise ValueError(f"ensemble: {len(paths)} prediction files but {len(names)} model_names")
+    predictions = [_load_json(p, f"predictions of {n}") for p, n in zip(paths, names)]
+    if config.proposals == "gt":
+        proposals = proposals_from_captions(_load_json(config.proposals_file, "proposals"))
+    elif config.proposals == "model":
+        proposals = proposals_from_submission(predictions[int(config.proposals_model)])
+    else:
+        raise ValueError(f"ensemble: proposals must be 'gt' or 'model', got {config.proposals!r}")
+    stats = load_caption_statistics(config.concept_vocab, config.idf_table)
+    out = run_ensemble(
+        predictions,
+        names,
+        proposals,
+        stats,
+        rule=config.rule,
+        rule_kwargs=config.get("rule_kwargs") or {},
+        logprob_field=config.get("logprob_field") or None,
+        references=list(config.get("references") or []),
+        eval_version=config.get("eval_version", "2018"),
+        workdir=workdir,
+    )
+    return out["summary"]
