@@ -53,3 +53,24 @@ def nltk_data_dir() -> pathlib.Path:
             pytest.fail(msg + " (DVC_REQUIRE_DATA=1)")
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory) -> pathlib.Path:
+    """A tiny synthetic data set (12 videos: 8 train / 4 val, 8-12 s, 64x64, 15 fps, seed 0).
+
+    Layout (see data_prep/synthetic/generator.py): videos/<video_id>.mp4,
+    captions/{train,val_1,val_2}.json, tsp/{train,valid}_tsp_groundtruth.csv,
+    tsp/{train,valid}_metadata.csv, tsp/action_label_mapping.json,
+    tsp/temporal_region_label_mapping.json, synthetic_events.json. Takes about a second.
+    """
+    from data_prep.synthetic.generator import DatasetOptions, generate_dataset
+    from data_prep.synthetic.scene_sampler import SceneOptions
+
+    root = tmp_path_factory.mktemp("synthetic_dataset")
+    options = DatasetOptions(
+        num_train=8, num_val=4, seed=0, workers=1,
+        scene=SceneOptions(min_duration_s=8.0, max_duration_s=12.0, height=64, width=64),
+    )
+    generate_dataset(root, options)
+    return root
