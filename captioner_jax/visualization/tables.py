@@ -1,0 +1,115 @@
+"""Per-tIoU metric tables: fixed-width text for logs and terminals, markdown for the README.
+
+Rows are the tIoU thresholds (ascending) and "average"; columns BLEU1-4, METEOR, ROUGE-L,
+CIDEr, Recall, Precision and, when any row has it, SODA_c. Metric names are matched loosely
+(`Bleu_4`, `BLEU4`, `bleu-4` are the same column) so the official evaluator's keys
+(`Bleu_1`..`Bleu_4`, `METEOR`, `ROUGE_L`, `CIDEr`, `Recall`, `Precision`) and PDVC's `SODA_c`
+all land in the right place. A metric a row lacks is shown as "-".
+
+Values are expected as the scorers return them (fractions, 0-1) and are multiplied by
+`scale` = 100 for display, as the official densevid_eval prints them ("100 × mean over
+thresholds"); pass `scale=1` for values that are already percentages.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+# (column title, normalised key) in display order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("BLEU1", "bleu1"), ("BLEU2", "bleu2"), ("BLEU3", "bleu3"), ("BLEU4", "bleu4"),
+    ("METEOR", "meteor"), ("ROUGE-L", "rougel"), ("CIDEr", "cider"), ("Recall", "recall"),
+    ("Precision", "precision"), ("SODA_c", "sodac"),
+)
+_OPTIONAL = {"sodac"}  # shown only when some row has it
+
+
+def _norm(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())
+
+
+def _lookup(row: Mapping[str, float] | None) -> dict[str, float]:
+    return {_norm(k): v for k, v in (row or {}).items()}
+
+
+def _rows(per_tiou: Mapping[float, Mapping[str, float]], average: Mapping[str, float] | None):
+    """[(row label, normalised metrics)], thresholds sorted ascending, then "average"."""
+    rows = []
+    for tiou in sorted(per_tiou, key=float):
+        rows.append((f"tIoU {float(tiou):.2f}", _lookup(per_tiou[tiou])))
+    if average is not None:
+        rows.append(("average", _lookup(average)))
+    return rows
+
+
+def _columns(rows) -> list[tuple[str, str]]:
+    present = {k for _, metrics in rows for k in metrics}
+    return [(title, key) for title, key in COLUMNS if key not in _OPTIONAL or key in present]
+
+
+def _cell(value, scale: float, digits: int) -> str:
+    if value is None:
+        return "-"
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    return "nan" if not math.isfinite(value) else f"{value * scale:.{digits}f}"
+
+
+def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
+                         average: Mapping[str, float] | None, title: str | None = None,
+                         scale: float = 100.0, digits: int = 2) -> str:
+    """A fixed-width text table, one row per tIoU threshold plus "average".
+
+    Args:
+      per_tiou: `{0.3: {"Bleu_1": 0.151, "METEOR": 0.082, ...}, 0.5: {...}, ...}`.
+      average: the mean over thresholds (as the evaluator reports it), or None.
+      title: printed above the table.
+      scale: display multiplier (100: fractions shown as percentages, like densevid_eval).
+      digits: decimals shown.
+    Returns:
+      The table as one string (no trailing newline).
+    """
+    rows = _rows(per_tiou, average)
+    columns = _columns(rows)
+    header = ["tIoU"] + [t for t, _ in columns]
+    body = [[label] + [_cell(m.get(k), scale, digits) for _, k in columns] for label, m in rows]
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        return "  ".join([first] + rest)
+
+    rule = "-" * len(line(header))
+    out = []
+    if title:
+        out.append(title)
+    out += [rule, line(header), rule]
+    for label_row in body:
+        if label_row[0] == "average":
+            out.append(rule)
+        out.append(line(label_row))
+    out.append(rule)
+    return "\n".join(out)
+
+
+def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
+                            average: Mapping[str, float] | None, title: str | None = None,
+                            scale: float = 100.0, digits: int = 2) -> str:
+    """The same table as GitHub-flavoured markdown (numbers right-aligned, average in bold)."""
+    rows = _rows(per_tiou, average)
+    columns = _columns(rows)
+    out = []
+    if title:
+        out += [f"**{title}**", ""]
+    out.append("| tIoU | " + " | ".join(t for t, _ in columns) + " |")
+    out.append("|:--|" + "".join("--:|" for _ in columns))
+    for label, metrics in rows:
+        cells = [_cell(metrics.get(k), scale, digits) for _, k in columns]
+        if label == "average":
+            label, cells = "**average**", [f"**{c}**" for c in cells]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
