@@ -1,0 +1,19 @@
+"""Video decoding (PyAV) and per-frame JPEG coding."""
+from data_prep.video.decode import (
+    DecodedVideo,
+    VideoDecodeError,
+    decode_video,
+    iter_resampled_frames,
+    output_size,
+)
+from data_prep.video.jpeg import decode_jpeg, encode_jpeg
+
+__all__ = [
+    "DecodedVideo",
+    "VideoDecodeError",
+    "decode_jpeg",
+    "decode_video",
+    "encode_jpeg",
+    "iter_resampled_frames",
+    "output_size",
+]
