@@ -46,22 +46,29 @@ _REF_COLOURS = ("#2ca02c", "#7f7f7f", "#bcbd22", "#006d5b", "#5a8f29")
 
 
 @dataclasses.dataclass
-class _Placed:
-    """One event laid out: bar and caption rectangles in pixels (x from figure left)."""
+class PlacedEvent:
+    """One event laid out, in pixels from the figure's left edge: its bar spans
+    [bar_x0, bar_x1], its caption (`lines`, already wrapped) [text_x0, text_x0 + text_w]."""
 
     event: Event
     bar_x0: float
     bar_x1: float
     text_x0: float
+    text_w: float
     lines: list[str]
     lane: int = 0
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        """Horizontal pixels the event occupies in its lane (bar and caption together)."""
+        return min(self.bar_x0, self.text_x0), max(self.bar_x1, self.text_x0 + self.text_w)
 
 
 @dataclasses.dataclass
 class _Section:
     label: str
     colours: Sequence[str]
-    placed: list[_Placed]
+    placed: list[PlacedEvent]
     lane_heights: list[float]
 
     @property
@@ -75,9 +82,17 @@ def _wrap_caption(event: Event, number: int, width_chars: int) -> list[str]:
                          break_long_words=True) or [head]
 
 
-def _layout_section(events: list[Event], label: str, colours: Sequence[str], x_of, plot_x0,
-                    plot_x1, measure, line_h: float, wrap_chars: int) -> _Section:
-    """Places bars and wrapped captions, then assigns lanes on their joint pixel extents."""
+def layout_section(events: list[Event], label: str, colours: Sequence[str], x_of, plot_x0,
+                   plot_x1, measure, line_h: float, wrap_chars: int) -> _Section:
+    """Places bars and wrapped captions, then assigns lanes on their joint pixel extents.
+
+    Args:
+      x_of: time (s) -> x pixel. plot_x0, plot_x1: pixel range of the time axis.
+      measure: text -> (width_px, height_px) as the renderer will draw it.
+      line_h: caption line height (px). wrap_chars: wrap width for captions of short events.
+    Returns:
+      The section: every event's `PlacedEvent` (lane set) and each lane's height (px).
+    """
     char_px = max(measure("abcdefghijklmnopqrstuvwxyz")[0] / 26.0, 1.0)
     placed = []
     for number, event in enumerate(events, 1):
@@ -89,12 +104,8 @@ def _layout_section(events: list[Event], label: str, colours: Sequence[str], x_o
         text_w = max(measure(line)[0] for line in lines)
         # Left-aligned under the bar; pulled left when it would run off the right edge.
         text_x0 = max(plot_x0, min(bar_x0, plot_x1 - text_w))
-        placed.append(_Placed(event, bar_x0, bar_x1, text_x0, lines))
-    extents = []
-    for p in placed:
-        text_w = max(measure(line)[0] for line in p.lines)
-        extents.append((min(p.bar_x0, p.text_x0), max(p.bar_x1, p.text_x0 + text_w)))
-    lanes = assign_lanes(extents, gap=_TEXT_GAP)
+        placed.append(PlacedEvent(event, bar_x0, bar_x1, text_x0, text_w, lines))
+    lanes = assign_lanes([p.extent for p in placed], gap=_TEXT_GAP)
     n_lanes = max(lanes, default=-1) + 1
     lines_per_lane = [1] * max(n_lanes, 1)
     for p, lane in zip(placed, lanes):
@@ -175,7 +186,7 @@ def render_timeline(video_id: str, duration_s: float | None, predicted: list[dic
 
     blocks = [limited(pred_events, "Predicted") + (_PRED_COLOURS,)]
     blocks += [limited(evs, name) + (_REF_COLOURS,) for name, evs in ref_sets]
-    sections = [_layout_section(evs, label, colours, x_of, plot_x0, plot_x1, measure, line_h,
+    sections = [layout_section(evs, label, colours, x_of, plot_x0, plot_x1, measure, line_h,
                                 wrap_chars) for evs, label, colours in blocks]
 
     # Vertical budget (px).
