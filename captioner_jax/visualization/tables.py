@@ -37,7 +37,7 @@ def _rows(per_tiou: Mapping[float, Mapping[str, float]], average: Mapping[str, f
     """[(row label, normalised metrics)], thresholds sorted ascending, then "average"."""
     rows = []
     for tiou in sorted(per_tiou, key=float):
-        rows.append((f"tIoU {float(tiou):.2f}", _lookup(per_tiou[tiou])))
+        rows.append((f"{float(tiou):.2f}", _lookup(per_tiou[tiou])))
     if average is not None:
         rows.append(("average", _lookup(average)))
     return rows
@@ -110,6 +110,6 @@ def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
     for label, metrics in rows:
         cells = [_cell(metrics.get(k), scale, digits) for _, k in columns]
         if label == "average":
-            label, cells = "**average**", [f"**{c}**" for c in cells]
+            label, cells = "**average**", [c if c == "-" else f"**{c}**" for c in cells]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
