@@ -7,13 +7,15 @@ step by step under `lax.scan`:
         -> tokens int32 [N, L], logprobs float32 [N, L], mask [N, L]
     step_fn(carry, prev_tokens int32 [N]) -> (carry, logits float32 [N, V])
 
-Here a `build_decoder(params, inputs) -> (step_fn, carry)` turns model parameters and one
-batch into a step function over N events (the expensive part, e.g. the transformer over the
-video features, runs once); the carry is then tiled K times (event-major: rows
-[e*K, ..., e*K + K - 1] are event e's samples) and sampled in the same compiled program as the
-greedy baseline. `sequence_logprobs` re-scores given tokens by teacher forcing; the SCST
-update differentiates that, not the sampler (sampling is not differentiable and the tokens
-are fixed data for the policy gradient).
+Here a `build_decoder(params, inputs) -> make` turns model parameters and one batch into
+`make(num_repeats) -> (step_fn, carry)`: a step function over the batch's N events, each
+repeated `num_repeats` times, event-major (rows [e*K, ..., e*K + K - 1] are event e's
+copies). The expensive part (e.g. the transformer over the video features) runs once in
+`build_decoder`; `make(1)` drives the greedy baseline and `make(K)` the K samples, all in one
+compiled program. A decoder whose per-event state lives entirely in the carry can use
+`carry_tiling_decoder`. `sequence_logprobs` re-scores given tokens by teacher forcing; the
+SCST update differentiates that, not the sampler (sampling is not differentiable and the
+tokens are fixed data for the policy gradient).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ import jax
 import jax.numpy as jnp
 
 StepFn = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
-BuildDecoder = Callable[[Any, Any], tuple[StepFn, Any]]
+MakeDecoder = Callable[[int], tuple[StepFn, Any]]
+BuildDecoder = Callable[[Any, Any], MakeDecoder]
 
 
 def _default_decode_fn():
@@ -38,6 +41,11 @@ def _default_decode_fn():
 def tile_carry(carry: Any, num_samples: int) -> Any:
     """Repeats every carry leaf K times along its leading (event) axis: [N, ...] -> [N*K, ...]."""
     return jax.tree.map(lambda x: jnp.repeat(x, num_samples, axis=0), carry)
+
+
+def carry_tiling_decoder(step_fn: StepFn, carry: Any) -> MakeDecoder:
+    """`make(k)` for a step function whose per-event state is all in the carry."""
+    return lambda k: (step_fn, carry if k == 1 else tile_carry(carry, k))
 
 
 def mask_through_eos(tokens: jax.Array, eos_id: int = 0) -> jax.Array:
@@ -95,17 +103,19 @@ def sample_with_baseline(
       "greedy_mask" float32 [N, L].
     """
     decode = decode_fn or _default_decode_fn()
-    step_fn, carry = build_decoder(params, inputs)
+    make = build_decoder(params, inputs)
     out = {}
     if with_greedy:
+        step_fn, carry = make(1)
         g_tokens, _, _ = decode(
             step_fn, carry, max_len=max_len, greedy=True, bos_id=bos_id, eos_id=eos_id
         )
         out["greedy_tokens"] = g_tokens.astype(jnp.int32)
         out["greedy_mask"] = mask_through_eos(out["greedy_tokens"], eos_id)
+    step_fn, carry = make(num_samples)
     s_tokens, s_logprobs, _ = decode(
         step_fn,
-        tile_carry(carry, num_samples),
+        carry,
         max_len=max_len,
         key=key,
         temperature=temperature,

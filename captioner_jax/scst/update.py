@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from captioner_jax.scst.loss import scst_loss
-from captioner_jax.scst.sampler import BuildDecoder, sequence_logprobs, tile_carry
+from captioner_jax.scst.sampler import BuildDecoder, sequence_logprobs
 
 
 def param_path(path) -> str:
@@ -85,9 +85,8 @@ def scst_loss_fn(
 
     `sample_mask` must already be zero for samples of padding events.
     """
-    step_fn, carry = build_decoder(params, inputs)
-    token_lp = sequence_logprobs(step_fn, tile_carry(carry, num_samples), sample_tokens,
-                                 bos_id=bos_id)
+    step_fn, carry = build_decoder(params, inputs)(num_samples)
+    token_lp = sequence_logprobs(step_fn, carry, sample_tokens, bos_id=bos_id)
     return scst_loss(token_lp, sample_mask, advantage, normalize=normalize)
 
 

@@ -1,0 +1,55 @@
+"""Stage "ensemble" on ActivityNet Captions val: M=5 captioners (feature combinations x seeds),
+GT proposals of val_1 (the report's "METEOR with GT proposals" setting), or a chosen model's
+learned proposals (`proposals=model,proposals_model=I`; every member must then have captioned
+that model's proposals).
+
+    python launch.py --config configs/ensemble/activitynet.py:root=runs/anet \
+        --workdir runs/anet/ensemble
+
+Switches: root=DIR, members=a+b+... (member workdir suffixes), rule=..., proposals=gt|model,
+proposals_model=I, predictions=FILE (name of each member's prediction file), version=2018|latest.
+"""
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
+                     "activitynet_captions")
+_DEFAULT_MEMBERS = "satsp_i3d_vggish_s0+satsp_i3d_vggish_s1+satsp_i3d_s0+tsp_i3d_vggish_s0+satsp_s0"
+
+
+def _parse_arg(arg: str | None) -> dict[str, str]:
+    out = {}
+    for item in (arg or "").split(","):
+        if item.strip():
+            key, _, value = item.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    sw = _parse_arg(arg)
+    root = sw.get("root", "runs/anet")
+    data = os.path.normpath(sw.get("data", _DATA))
+    members = sw.get("members", _DEFAULT_MEMBERS).split("+")
+    pred_name = sw.get("predictions", "predictions_gt.json")
+    config = ml_collections.ConfigDict()
+    config.stage = "ensemble"
+    config.predictions = [os.path.join(root, f"captioner_{m}", pred_name) for m in members]
+    config.model_names = members
+    config.proposals = sw.get("proposals", "gt")
+    config.proposals_file = os.path.join(data, "val_1.json")
+    config.proposals_model = int(sw.get("proposals_model", 0))
+    config.rule = sw.get("rule", "concepts_then_idf")
+    config.rule_kwargs = (
+        ml_collections.ConfigDict(dict(w_concepts=1.0, w_idf=0.1, w_logprob=0.0))
+        if config.rule == "weighted_sum" else ml_collections.ConfigDict()
+    )
+    config.concept_vocab = os.path.join(root, "text", "concepts.json")
+    config.idf_table = os.path.join(root, "text", "idf.json")
+    config.logprob_field = "logprob"
+    config.references = [os.path.join(data, "val_1.json"), os.path.join(data, "val_2.json")]
+    config.eval_version = sw.get("version", "2018")
+    return config
