@@ -112,7 +112,7 @@ def _write_video(path, seconds=4, fps=8, size=(64, 48)):
             container.mux(packet)
 
 
-def test_cli_renders_submission(tmp_path, capsys):
+def test_cli_renders_submission(tmp_path, capsys, metrics_files):
     videos = tmp_path / "videos"
     videos.mkdir()
     _write_video(videos / "abc.mp4")  # file named without the v_ prefix, as downloads are
@@ -128,10 +128,10 @@ def test_cli_renders_submission(tmp_path, capsys):
     out = tmp_path / "out"
     rc = cli.main(["--submission", str(tmp_path / "pred.json"), "--references",
                    str(tmp_path / "val_1.json"), "--videos-dir", str(videos), "--out", str(out),
-                   "--num", "5", "--thumbnails", "4"])
+                   "--num", "5", "--thumbnails", "4", "--metrics", metrics_files[0]])
     assert rc == 0 and "2 videos rendered" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.html", "v_abc.html", "v_abc_timeline.png", "v_second.html",
+        "curves.png", "index.html", "v_abc.html", "v_abc_timeline.png", "v_second.html",
         "v_second_timeline.png"]  # only annotated videos when references are given
     page = (out / "v_abc.html").read_text()
     assert 'src="../videos/abc.mp4"' in page and "A grey screen fades &lt;in&gt;." in page

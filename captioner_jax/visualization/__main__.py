@@ -2,16 +2,19 @@
 
   python -m captioner_jax.visualization --submission PRED.json \
       --references ../shared/data/activitynet_captions/val_1.json [val_2.json] \
-      [--videos-dir DIR] --out DIR [--num 5] [--video-ids v_a,v_b]
+      [--videos-dir DIR] --out DIR [--num 5] [--video-ids v_a,v_b] [--metrics M.jsonl ...]
 
-Writes DIR/<video>_timeline.png, DIR/<video>.html and DIR/index.html.
+Writes DIR/<video>_timeline.png, DIR/<video>.html and DIR/index.html (and DIR/curves.png
+from the given metrics files).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
+from captioner_jax.visualization.curves import plot_training_curves
 from captioner_jax.visualization.gallery import render_submission_videos
 
 
@@ -27,12 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num", type=int, default=5, help="number of videos")
     parser.add_argument("--video-ids", default=None, help="comma-separated ids to render")
     parser.add_argument("--thumbnails", type=int, default=8, help="frames in the top strip")
+    parser.add_argument("--metrics", nargs="*", default=[],
+                        help="JSON-lines metric files to plot into OUT/curves.png")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     ids = [v for v in args.video_ids.split(",") if v] if args.video_ids else None
     try:
         written = render_submission_videos(args.submission, args.out, args.references,
                                            args.videos_dir, args.num, ids, args.thumbnails)
+        if args.metrics:
+            curves = os.path.join(args.out, "curves.png")
+            plot_training_curves(args.metrics, curves)
+            print(f"training curves: {curves}")
     except (ValueError, FileNotFoundError) as err:
         logging.error("%s", err)
         return 2

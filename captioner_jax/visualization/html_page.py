@@ -206,7 +206,8 @@ def _track(events: list[Event], kind: str, duration: float) -> str:
 def write_caption_page(out_html: str, video_src: str | None, video_id: str,
                        duration_s: float | None, predicted: list[dict],
                        references: list[dict] | Mapping[str, list[dict]] | None = None,
-                       timeline_png: str | None = None, title: str | None = None) -> str:
+                       timeline_png: str | None = None, title: str | None = None,
+                       max_events: int = 100) -> str:
     """Writes the page (atomically) and returns its path.
 
     Args:
@@ -219,14 +220,28 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
       references: None, one such list, or `{name: list}` for several annotation sets.
       timeline_png: a timeline image to embed (as a data URI, so the page stays one file).
       title: the <title>; defaults to "<video_id> — dense captions".
+      max_events: per list, only the first this many events are shown (a learned-proposal
+        submission may hold 1000 per video; file order is the model's ranking).
     """
-    pred = parse_events(predicted, f"{video_id}: predicted")
+    counts: dict[str, int] = {}
+
+    def first(events: list[Event], name: str) -> list[Event]:
+        counts[name] = len(events)
+        return events[:max_events]
+
+    pred = first(parse_events(predicted, f"{video_id}: predicted"), "Predicted events")
     if references is None:
         ref_sets = {}
     elif isinstance(references, Mapping):
-        ref_sets = {str(k): parse_events(v, f"{video_id}: {k}") for k, v in references.items()}
+        ref_sets = {str(k): first(parse_events(v, f"{video_id}: {k}"), str(k))
+                    for k, v in references.items()}
     else:
-        ref_sets = {"Reference": parse_events(references, f"{video_id}: references")}
+        ref_sets = {"Reference": first(parse_events(references, f"{video_id}: references"),
+                                       "Reference")}
+
+    def heading(name: str, shown: int) -> str:
+        total = counts[name]
+        return f"<h2>{_esc(name)} ({shown if shown == total else f'first {shown} of {total}'})</h2>"
     all_events = pred + [e for evs in ref_sets.values() for e in evs]
     ok = duration_s is not None and math.isfinite(duration_s) and duration_s > 0
     duration = max(duration_s if ok else 0.0, span_of(all_events)) or 1.0
@@ -246,9 +261,8 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
     tracks = ['<div class="tracklabel">Predicted</div>' + _track(pred, "pred", duration)]
     tracks += [f'<div class="tracklabel">{_esc(name)}</div>' + _track(evs, "ref", duration)
                for name, evs in ref_sets.items()]
-    lists = [f"<h2>Predicted events ({len(pred)})</h2>" + _event_list(pred, "pred")]
-    lists += [f"<h2>{_esc(name)} ({len(evs)})</h2>" + _event_list(evs, "ref")
-              for name, evs in ref_sets.items()]
+    lists = [heading("Predicted events", len(pred)) + _event_list(pred, "pred")]
+    lists += [heading(name, len(evs)) + _event_list(evs, "ref") for name, evs in ref_sets.items()]
     image = ""
     if timeline_png is not None:
         if not os.path.isfile(timeline_png):

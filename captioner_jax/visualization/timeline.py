@@ -180,6 +180,8 @@ def render_timeline(video_id: str, duration_s: float | None, predicted: list[dic
         return plot_x0 + (plot_x1 - plot_x0) * min(max(t, 0.0), axis_end) / axis_end
 
     def limited(events: list[Event], name: str) -> tuple[list[Event], str]:
+        # The label lives in the left margin: wrap long set names to fit it.
+        name = textwrap.fill(name, 14, break_long_words=True)
         if len(events) > max_events:
             return events[:max_events], f"{name}\n({max_events} of {len(events)})"
         return events, f"{name}\n({len(events)})"
