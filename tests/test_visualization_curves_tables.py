@@ -9,7 +9,11 @@ from PIL import Image
 
 from captioner_jax.visualization import __main__ as cli
 from captioner_jax.visualization.curves import collect_series, plot_training_curves
-from captioner_jax.visualization.tables import format_metrics_markdown, format_metrics_table
+from captioner_jax.visualization.tables import (
+    format_evaluation_table,
+    format_metrics_markdown,
+    format_metrics_table,
+)
 
 
 @pytest.fixture()
@@ -64,12 +68,13 @@ def test_plot_training_curves_png(metrics_files, tmp_path):
         plot_training_curves([str(tmp_path / "nope.jsonl")], str(out))
 
 
+# As the evaluator returns them: already x100.
 PER_TIOU = {
-    0.5: {"Bleu_1": 0.15, "METEOR": 0.08},
-    0.3: {"Bleu_1": 0.2, "Bleu_2": 0.1, "Bleu_3": 0.05, "Bleu_4": 0.02, "METEOR": 0.1,
-          "ROUGE_L": 0.2, "CIDEr": 0.3, "Recall": 0.8, "Precision": 0.6},
+    0.5: {"Bleu_1": 15.0, "METEOR": 8.0},
+    0.3: {"Bleu_1": 20.0, "Bleu_2": 10.0, "Bleu_3": 5.0, "Bleu_4": 2.0, "METEOR": 10.0,
+          "ROUGE_L": 20.0, "CIDEr": 30.0, "Recall": 80.0, "Precision": 60.0},
 }
-AVERAGE = {"BLEU1": 0.175, "meteor": 0.09, "SODA_c": 0.0555}
+AVERAGE = {"BLEU1": 17.5, "meteor": 9.0, "SODA_c": 5.554}
 
 
 def test_metrics_table_text():
@@ -85,7 +90,7 @@ def test_metrics_table_text():
         "-" * 86,
     ])
     assert format_metrics_table(PER_TIOU, AVERAGE, "val_1") == expected
-    no_soda = format_metrics_table({0.5: {"CIDEr": 12.5}}, None, scale=1.0, digits=1)
+    no_soda = format_metrics_table({0.5: {"CIDEr": 0.125}}, None, scale=100.0, digits=1)
     assert "SODA_c" not in no_soda and "12.5" in no_soda and "average" not in no_soda
 
 
@@ -97,6 +102,19 @@ def test_metrics_table_markdown():
     assert md[4] == ("| 0.30 | 20.00 | 10.00 | 5.00 | 2.00 | 10.00 | 20.00 | 30.00 | 80.00 | 60.00"
                      " | - |")
     assert md[6] == "| **average** | **17.50** | - | - | - | **9.00** | - | - | - | - | **5.55** |"
+
+
+def test_evaluation_table_from_evaluator_result():
+    """`evaluate_submission`'s dict (after a JSON round trip: string tIoU keys)."""
+    result = {"per_tiou": {str(t): row for t, row in PER_TIOU.items()}, **AVERAGE,
+              "SODA_c_precision": 99.0, "para_Bleu_1": 98.0, "num_unknown_videos": 3,
+              "seconds": 1.5, "version": "2018"}
+    assert format_evaluation_table(result, "val_1") == format_metrics_table(PER_TIOU, AVERAGE,
+                                                                            "val_1")
+    assert format_evaluation_table(result, markdown=True) == format_metrics_markdown(PER_TIOU,
+                                                                                     AVERAGE)
+    with pytest.raises(ValueError, match="per_tiou"):
+        format_evaluation_table({"METEOR": 1.0})
 
 
 def _write_video(path, seconds=4, fps=8, size=(64, 48)):

@@ -6,9 +6,10 @@ CIDEr, Recall, Precision and, when any row has it, SODA_c. Metric names are matc
 (`Bleu_1`..`Bleu_4`, `METEOR`, `ROUGE_L`, `CIDEr`, `Recall`, `Precision`) and PDVC's `SODA_c`
 all land in the right place. A metric a row lacks is shown as "-".
 
-Values are expected as the scorers return them (fractions, 0-1) and are multiplied by
-`scale` = 100 for display, as the official densevid_eval prints them ("100 × mean over
-thresholds"); pass `scale=1` for values that are already percentages.
+Values are shown as given (`scale=1`): `captioner_jax.evaluation.evaluate_submission`
+already returns them x100, as the official densevid_eval prints them; pass `scale=100` for
+raw scorer fractions (0-1).
+`format_evaluation_table` takes `evaluate_submission`'s result dict directly.
 """
 from __future__ import annotations
 
@@ -60,14 +61,14 @@ def _cell(value, scale: float, digits: int) -> str:
 
 def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
                          average: Mapping[str, float] | None, title: str | None = None,
-                         scale: float = 100.0, digits: int = 2) -> str:
+                         scale: float = 1.0, digits: int = 2) -> str:
     """A fixed-width text table, one row per tIoU threshold plus "average".
 
     Args:
       per_tiou: `{0.3: {"Bleu_1": 0.151, "METEOR": 0.082, ...}, 0.5: {...}, ...}`.
       average: the mean over thresholds (as the evaluator reports it), or None.
       title: printed above the table.
-      scale: display multiplier (100: fractions shown as percentages, like densevid_eval).
+      scale: display multiplier (1 for the evaluator's x100 values, 100 for fractions).
       digits: decimals shown.
     Returns:
       The table as one string (no trailing newline).
@@ -98,7 +99,7 @@ def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
 
 def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
                             average: Mapping[str, float] | None, title: str | None = None,
-                            scale: float = 100.0, digits: int = 2) -> str:
+                            scale: float = 1.0, digits: int = 2) -> str:
     """The same table as GitHub-flavoured markdown (numbers right-aligned, average in bold)."""
     rows = _rows(per_tiou, average)
     columns = _columns(rows)
@@ -113,3 +114,19 @@ def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
             label, cells = "**average**", [c if c == "-" else f"**{c}**" for c in cells]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def format_evaluation_table(result: Mapping, title: str | None = None, markdown: bool = False,
+                            digits: int = 2) -> str:
+    """Table of an `evaluate_submission` result: rows from `result["per_tiou"]`, the average
+    row from its top-level metrics ("Bleu_1", ..., "Precision", "SODA_c"); bookkeeping keys
+    (counts, seconds, "SODA_c_precision", paragraph scores) match no column and are ignored.
+    JSON round trips turn the tIoU keys into strings; they are converted back.
+    """
+    if "per_tiou" not in result:
+        raise ValueError("expected an evaluate_submission result with a 'per_tiou' entry, got "
+                         f"keys {sorted(result)[:8]}")
+    per_tiou = {float(t): row for t, row in result["per_tiou"].items()}
+    average = {k: v for k, v in result.items() if k != "per_tiou"}
+    fmt = format_metrics_markdown if markdown else format_metrics_table
+    return fmt(per_tiou, average, title, scale=1.0, digits=digits)
