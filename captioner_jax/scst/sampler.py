@@ -98,9 +98,9 @@ def sample_with_baseline(
 
     Returns:
       "sample_tokens": int32 [N*K, L] (event-major), "sample_mask": float32 [N*K, L]
-      (through EOS), "sample_logprobs": float32 [N*K, L] (sampler's log-probs, at the
-      sampling temperature), and when `with_greedy`: "greedy_tokens" int32 [N, L],
-      "greedy_mask" float32 [N, L].
+      (through EOS), "sample_logprobs": float32 [N*K, L] (the model's untempered
+      log-probs of the drawn tokens, 0 after EOS), and when `with_greedy`:
+      "greedy_tokens" int32 [N, L], "greedy_mask" float32 [N, L].
     """
     decode = decode_fn or _default_decode_fn()
     make = build_decoder(params, inputs)
