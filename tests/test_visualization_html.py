@@ -197,6 +197,17 @@ def test_page_without_video_uses_slider(tmp_path):
         write_caption_page(str(out), None, "v_x", 5.0, PRED[:1], timeline_png="missing.png")
 
 
+def test_page_caps_long_event_lists(tmp_path):
+    out = tmp_path / "many.html"
+    many = [{"timestamp": [i, i + 5.0], "sentence": f"event {i}"} for i in range(5)]
+    write_caption_page(str(out), "v.mp4", "v_many", 20.0, many, max_events=2)
+    text = out.read_text(encoding="utf-8")
+    parsed = _Collector()
+    parsed.feed(text)
+    assert [float(t["data-start"]) for t in parsed.timed if t["tag"] == "li"] == [0.0, 1.0]
+    assert "Predicted events (first 2 of 5)" in text and "event 2" not in text
+
+
 def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):

@@ -242,6 +242,7 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
     def heading(name: str, shown: int) -> str:
         total = counts[name]
         return f"<h2>{_esc(name)} ({shown if shown == total else f'first {shown} of {total}'})</h2>"
+
     all_events = pred + [e for evs in ref_sets.values() for e in evs]
     ok = duration_s is not None and math.isfinite(duration_s) and duration_s > 0
     duration = max(duration_s if ok else 0.0, span_of(all_events)) or 1.0
