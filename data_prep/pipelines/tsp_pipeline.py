@@ -28,6 +28,7 @@ Training truncates each epoch to a multiple of process_count and drops partial b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -269,6 +270,6 @@ def tsp_train_dataset(
     ds = ds.map_with_index(loader)
     ds = ds.batch(config.batch_size, drop_remainder=train)
     if not train:
-        ds = ds.map(lambda b: pad_batch(b, config.batch_size))
+        ds = ds.map(functools.partial(pad_batch, batch_size=config.batch_size))
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                 prefetch_buffer_size=config.prefetch_buffer))
