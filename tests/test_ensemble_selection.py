@@ -124,3 +124,28 @@ def test_logprob_field_and_bad_entries_are_skipped():
     assert res.submission["results"]["v"][0]["sentence"] == "a red ball"
     assert res.choices["v"][0]["candidates"][1]["score"] == [None]
     assert not math.isnan(res.wins["m0"])
+
+
+def test_cached_statistics_batch_the_concept_lookup():
+    from captioner_jax.ensemble.selection import CachedCaptionStatistics
+
+    calls = []
+
+    def concept_ids(sentences):
+        calls.append(list(sentences))
+        return [[CONCEPTS[w] for w in s.lower().split() if w in CONCEPTS] for s in sentences]
+
+    stats = CachedCaptionStatistics(concept_ids, IDF)
+    proposals = {"v": [(0.0, 1.0), (1.0, 2.0)]}
+    m0 = _submission({"v": [{"sentence": "a red ball", "timestamp": [0, 1]},
+                            {"sentence": "a man", "timestamp": [1, 2]}]})
+    m1 = _submission({"v": [{"sentence": "a red ball rolls rolling", "timestamp": [0, 1]},
+                            {"sentence": "a man", "timestamp": [1, 2]}]})
+    res = ensemble_predictions(
+        proposals, [m0, m1], ["m0", "m1"], make_rule("concepts_then_idf"), stats
+    )
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(
+        {"a red ball", "a man", "a red ball rolls rolling"})
+    assert [c["winner"] for c in res.choices["v"]] == [1, 0]
+    assert stats.count_unique_concepts("a red ball rolls rolling") == 3
+    assert stats.max_idf("A Blue cube") == 2.5

@@ -107,6 +107,10 @@ def ensemble_predictions(
         _index_predictions(sub, name, logprob_field)
         for sub, name in zip(predictions, model_names)
     ]
+    prefetch = getattr(stats, "prefetch", None)
+    if prefetch is not None:  # batch the POS tagging of every candidate sentence
+        prefetch([s for index in indices for per_seg in index.values()
+                  for entries in per_seg.values() for s, _ in entries])
     results: dict[str, list[dict]] = {}
     choices: dict[str, list[dict]] = {}
     wins = {name: 0 for name in model_names}
