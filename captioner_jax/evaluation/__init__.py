@@ -1,0 +1,25 @@
+"""Official ActivityNet dense-captioning evaluation (densevid_eval "2018" / latest, SODA_c,
+paragraph metrics), fast: one PTB tokenization, one METEOR jar, numpy-vectorized scorers.
+
+Public API:
+  evaluate_submission(submission, references, *, version, tious, max_proposals, soda,
+                      para_references, lenient) -> dict
+  CiderD: corpus CIDEr-D with precomputed document frequencies (SCST rewards).
+  MeteorProcess / get_meteor(): one long-lived METEOR jar; `.pair_scores(hyps, refs)`.
+  ptb_tokenize(sentences) -> list[str]: pycocoevalcap's PTB tokenization in one Java call.
+"""
+from captioner_jax.evaluation.api import evaluate_submission
+from captioner_jax.evaluation.cider import CiderD
+from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
+from captioner_jax.evaluation.submission import SubmissionError
+from captioner_jax.evaluation.text import ptb_tokenize, remove_nonascii
+
+__all__ = [
+    "CiderD",
+    "MeteorProcess",
+    "SubmissionError",
+    "evaluate_submission",
+    "get_meteor",
+    "ptb_tokenize",
+    "remove_nonascii",
+]

@@ -1,0 +1,81 @@
+"""`evaluate_submission`: the one call for all dense-captioning numbers.
+
+Cheap to call repeatedly in one process (the trainer evaluates every few epochs): the METEOR
+jar is started once and reused (`get_meteor`), tokenization is one Java call per evaluation.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from captioner_jax.evaluation.dense_captioning import DEFAULT_TIOUS, score_captions
+from captioner_jax.evaluation.meteor import get_meteor
+from captioner_jax.evaluation.submission import (
+    load_references,
+    load_submission,
+    report_unknown_videos,
+)
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_submission(
+    submission,
+    references,
+    *,
+    version: str = "2018",
+    tious: Sequence[float] = DEFAULT_TIOUS,
+    max_proposals: int = 1000,
+    soda: bool = False,
+    para_references=None,
+    lenient: bool = False,
+) -> dict:
+    """Official ActivityNet dense-captioning metrics of a submission.
+
+    submission: path of a submission JSON or the loaded dict
+      (`{"results": {video: [{"sentence", "timestamp": [s, e]}]}, "version", "external_data"}`).
+    references: one or more reference files (paths or loaded dicts), e.g. val_1 and val_2.
+    version: "2018" (densevid_eval deba7d7, garbage 'abc123!@#') or "latest" (9d4045a).
+    tious: thresholds; max_proposals: first N predictions per video in file order.
+    soda: also compute PDVC's SODA_c (per reference file, averaged).
+    para_references: paragraph reference files (PDVC paragraph protocol) or None.
+    lenient: drop bad entries with a warning instead of raising `SubmissionError`.
+
+    Returns (all scores x100, as the official script prints them): "Bleu_1".."Bleu_4",
+    "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision" averaged over `tious`; "per_tiou"
+    {tiou: {metric: value}}; "SODA_c" (and "SODA_c_precision"/"SODA_c_recall") when asked;
+    "para_Bleu_1".."para_CIDEr" when `para_references` is given; bookkeeping counts.
+    """
+    if not tious:
+        raise ValueError("at least one tIoU threshold is needed")
+    if max_proposals <= 0:
+        raise ValueError(f"max_proposals must be positive, got {max_proposals}")
+    start = time.perf_counter()
+    sub = load_submission(submission, lenient=lenient)
+    files, _ = load_references(references)
+    ref_ids = set().union(*[f.keys() for f in files])
+    unknown = report_unknown_videos(sub, ref_ids)
+    meteor = get_meteor() if any(v.sentences for v in sub.videos.values()) else None
+    out = score_captions(sub, files, version=version, tious=tious,
+                         max_proposals=max_proposals, meteor=meteor)
+    out["version"] = version
+    out["num_unknown_videos"] = len(unknown)
+    out["num_dropped_entries"] = sub.dropped_entries
+    if soda:
+        from captioner_jax.evaluation.soda import soda_c_per_file
+
+        out.update(soda_c_per_file(sub, files, meteor=meteor or get_meteor()))
+    if para_references is not None:
+        from captioner_jax.evaluation.paragraph import paragraph_scores
+
+        para_files, _ = load_references_paragraph(para_references)
+        out.update(paragraph_scores(sub, para_files, meteor=meteor or get_meteor()))
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def load_references_paragraph(references):
+    from captioner_jax.evaluation.paragraph import load_paragraph_references
+
+    return load_paragraph_references(references)

@@ -1,0 +1,182 @@
+"""Vectorized CIDEr-D, exactly pycocoevalcap's `Cider` (n = 1..4, sigma = 6), two ways:
+
+* `grouped_cider`: the official dense-captioning use, where each *group* (one video at one
+  tIoU threshold) is its own corpus: document frequencies and log(N) come from the group's
+  own N pair references (duplicates counted).
+* `CiderD`: a corpus-level scorer whose document frequencies are precomputed once (e.g. from
+  the training captions) — what SCST rewards need. Built from the same references it scores,
+  it equals pycocoevalcap's `Cider().compute_score` on them.
+
+Per item with hypothesis h and references r_1..r_k, for each n:
+  w(g) = tf(g) * (log N - log max(1, df(g)))
+  sim_n(h, r) = sum_g min(w_h(g), w_r(g)) * w_r(g) / (|w_h| |w_r|)  (0 if a norm is 0)
+                * exp(-delta^2 / (2 sigma^2)),
+  delta = (#bigrams of h) - (#bigrams of r)   # coco counts only n == 2 entries as "length"
+  score = 10 * mean_n(sum_j sim_n(h, r_j)) / k.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from captioner_jax.evaluation.ngrams import MAX_N, NgramTable, match_entries, pair_entries
+
+SIGMA = 6.0
+
+
+def _cider_core(
+    table: NgramTable,
+    hyp: np.ndarray,
+    ref: np.ndarray,
+    ref_item: np.ndarray,
+    df_hyp: np.ndarray,
+    df_ref: np.ndarray,
+    log_n_item: np.ndarray,
+    h_pair: np.ndarray,
+    h_entry: np.ndarray,
+    r_pair: np.ndarray,
+    r_entry: np.ndarray,
+) -> np.ndarray:
+    """CIDEr-D per item given document frequencies of every expanded entry.
+
+    hyp [I] sentence ids; ref [R] sentence ids with ref_item [R] their item; (h_pair, h_entry)
+    = pair_entries(table, hyp); (r_pair, r_entry) = pair_entries(table, ref); df_hyp / df_ref
+    the document frequency of each expanded entry; log_n_item [I] = log(N) of the item's corpus.
+    """
+    num_items, num_refs = len(hyp), len(ref)
+    k = max(table.num_ngrams, 1)
+    w_h = table.counts[h_entry] * (log_n_item[h_pair] - np.log(np.maximum(1.0, df_hyp)))
+    w_r = table.counts[r_entry] * (
+        log_n_item[ref_item[r_pair]] - np.log(np.maximum(1.0, df_ref))
+    )
+    o_h = table.orders[h_entry]
+    o_r = table.orders[r_entry]
+    norm_h = np.zeros((num_items, MAX_N))
+    np.add.at(norm_h, (h_pair, o_h), w_h**2)
+    norm_r = np.zeros((num_refs, MAX_N))
+    np.add.at(norm_r, (r_pair, o_r), w_r**2)
+    norm_h, norm_r = np.sqrt(norm_h), np.sqrt(norm_r)
+    # Join hypothesis entries with each of its references' entries on (reference, n-gram).
+    # Items have few references, so expand hypothesis entries per reference.
+    refs_per_item = np.bincount(ref_item, minlength=num_items)
+    if np.all(refs_per_item == 1):
+        ref_of_item = np.empty(num_items, np.int64)
+        ref_of_item[ref_item] = np.arange(num_refs)
+        hk_ref = ref_of_item[h_pair]
+        hk_idx = np.arange(len(h_pair))
+    else:
+        # For every reference j, the hypothesis entries of its item.
+        order = np.argsort(ref_item, kind="stable")
+        counts_h = np.bincount(h_pair, minlength=num_items)
+        starts_h = np.cumsum(counts_h) - counts_h  # h_pair is sorted (pair_entries order)
+        reps = counts_h[ref_item[order]]
+        hk_ref = np.repeat(order, reps)
+        base = np.repeat(starts_h[ref_item[order]], reps)
+        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        hk_idx = base + within
+    h_keys = hk_ref * k + table.ngram_ids[h_entry[hk_idx]]
+    r_keys = r_pair * k + table.ngram_ids[r_entry]
+    ia, ib = match_entries(h_keys, r_keys)
+    wh, wr = w_h[hk_idx[ia]], w_r[ib]
+    dot = np.zeros((num_refs, MAX_N))
+    np.add.at(dot, (r_pair[ib], o_r[ib]), np.minimum(wh, wr) * wr)
+    denom = norm_h[ref_item] * norm_r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = np.where(denom != 0, dot / np.where(denom != 0, denom, 1.0), dot)
+    bigrams_h = np.maximum(table.lengths[hyp] - 1, 0)
+    bigrams_r = np.maximum(table.lengths[ref] - 1, 0)
+    delta = (bigrams_h[ref_item] - bigrams_r).astype(np.float64)
+    val = val * np.e ** (-(delta**2) / (2 * SIGMA**2))[:, None]
+    per_ref = val.mean(axis=1)
+    total = np.bincount(ref_item, weights=per_ref, minlength=num_items)
+    return total / np.maximum(refs_per_item, 1) * 10.0
+
+
+def grouped_cider(
+    table: NgramTable, hyp: np.ndarray, ref: np.ndarray, group: np.ndarray, num_groups: int
+) -> np.ndarray:
+    """CIDEr-D per pair, each group being its own corpus (one reference per pair).
+
+    hyp, ref, group: [P] (sentence ids, sentence ids, group id). Returns [P] float64.
+    Document frequency of n-gram g in group G = number of G's pairs whose reference contains g;
+    log N = log(number of pairs in G).
+    """
+    hyp = np.asarray(hyp, np.int64)
+    ref = np.asarray(ref, np.int64)
+    group = np.asarray(group, np.int64)
+    k = max(table.num_ngrams, 1)
+    h_pair, h_entry = pair_entries(table, hyp)
+    r_pair, r_entry = pair_entries(table, ref)
+    r_keys = group[r_pair] * k + table.ngram_ids[r_entry]
+    df_keys, df_counts = np.unique(r_keys, return_counts=True)
+
+    def lookup(keys):
+        pos = np.searchsorted(df_keys, keys)
+        pos = np.minimum(pos, max(len(df_keys) - 1, 0))
+        found = (df_keys[pos] == keys) if len(df_keys) else np.zeros(len(keys), bool)
+        return np.where(found, df_counts[pos] if len(df_keys) else 0, 0).astype(np.float64)
+
+    df_h = lookup(group[h_pair] * k + table.ngram_ids[h_entry])
+    df_r = df_counts[np.searchsorted(df_keys, r_keys)].astype(np.float64)
+    group_size = np.bincount(group, minlength=num_groups).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_n = np.log(group_size)[group]
+    return _cider_core(
+        table, hyp, ref, np.arange(len(ref)), df_h, df_r, log_n, h_pair, h_entry, r_pair, r_entry
+    )
+
+
+class CiderD:
+    """Corpus-level CIDEr-D with document frequencies fixed in advance.
+
+    `CiderD.from_references(refs)` counts, for every n-gram, the number of items (reference
+    lists) containing it, and log N with N = len(refs) — pycocoevalcap's definition. Sentences
+    must already be tokenized (whitespace-separated tokens; see `ptb_tokenize`).
+
+    `.score(hypotheses [I], references [I][k_i]) -> np.ndarray [I]` per-item CIDEr-D.
+    """
+
+    def __init__(self, document_frequency: dict[tuple, float], num_documents: int):
+        if num_documents <= 0:
+            raise ValueError("CiderD needs at least one reference document")
+        self.document_frequency = dict(document_frequency)
+        self.num_documents = int(num_documents)
+        self.log_n = float(np.log(float(num_documents)))
+
+    @classmethod
+    def from_references(cls, references: Sequence[Sequence[str]]) -> CiderD:
+        flat = [r for refs in references for r in refs]
+        table = NgramTable.build(flat)
+        owner = np.repeat(np.arange(len(references)), [len(r) for r in references])
+        pair, entry = pair_entries(table, np.arange(len(flat)))
+        keys = np.unique(owner[pair] * max(table.num_ngrams, 1) + table.ngram_ids[entry])
+        ids = keys % max(table.num_ngrams, 1)
+        df = np.bincount(ids, minlength=table.num_ngrams)
+        return cls({g: float(c) for g, c in zip(table.ngrams, df) if c > 0}, len(references))
+
+    def score(
+        self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+    ) -> np.ndarray:
+        if len(hypotheses) != len(references):
+            raise ValueError(f"{len(hypotheses)} hypotheses vs {len(references)} reference lists")
+        if not hypotheses:
+            return np.zeros((0,), np.float64)
+        if any(len(r) == 0 for r in references):
+            raise ValueError("every hypothesis needs at least one reference")
+        flat = [r for refs in references for r in refs]
+        table = NgramTable.build(list(hypotheses) + flat)
+        num = len(hypotheses)
+        hyp = np.arange(num)
+        ref = np.arange(num, num + len(flat))
+        ref_item = np.repeat(np.arange(num), [len(r) for r in references])
+        df_of_ngram = np.asarray(
+            [self.document_frequency.get(g, 0.0) for g in table.ngrams], np.float64
+        )
+        h_pair, h_entry = pair_entries(table, hyp)
+        r_pair, r_entry = pair_entries(table, ref)
+        log_n = np.full(num, self.log_n)
+        return _cider_core(
+            table, hyp, ref, ref_item, df_of_ngram[table.ngram_ids[h_entry]],
+            df_of_ngram[table.ngram_ids[r_entry]], log_n, h_pair, h_entry, r_pair, r_entry,
+        )

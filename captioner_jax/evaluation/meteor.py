@@ -1,0 +1,169 @@
+"""METEOR 1.5 through ONE long-lived `java -jar meteor-1.5.jar -stdio` process.
+
+The official evaluator uses pycocoevalcap's `Meteor` wrapper: for every (hypothesis,
+references) pair it writes `SCORE ||| ref_1 ||| ... ||| ref_k ||| hyp` and reads back a line of
+sufficient statistics; then `EVAL ||| stats_1 ||| ... ||| stats_n` returns n segment scores
+and one aggregate score (statistics summed, then one METEOR computed — not the mean of the
+segment scores). We send byte-identical lines (same jar, same flags `-l en -norm`, same `-Xmx2G`,
+same hypothesis cleaning) so the numbers are the jar's own, but:
+
+* one process serves a whole evaluation (and every later one in the same Python process;
+  `get_meteor()` returns the shared instance, closed at interpreter exit);
+* requests are pipelined: a writer thread streams all lines while the caller reads the
+  answers, instead of one round trip per pair.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from captioner_jax.evaluation.text import _PYCOCO_DIR
+
+METEOR_DIR = os.path.join(_PYCOCO_DIR, "meteor")
+METEOR_CMD = ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
+
+
+def score_line(hypothesis: str, references: Sequence[str]) -> str:
+    """The `SCORE` request pycocoevalcap's `Meteor._stat` sends for one pair."""
+    hypothesis = hypothesis.replace("|||", "").replace("  ", " ")
+    return " ||| ".join(("SCORE", " ||| ".join(references), hypothesis))
+
+
+class MeteorProcess:
+    """A running METEOR jar. Thread-safe; all methods block until the answers are read.
+
+    Methods:
+      stats(hyps, refs) -> list[str]: sufficient-statistics line per pair.
+      evaluate(stats_groups) -> list[(segment_scores, aggregate)] per group of stats lines.
+      pair_scores(hyps, refs) -> np.ndarray [num_pairs]: per-pair (segment) METEOR in [0, 1].
+      aggregate(hyps, refs) -> float: the jar's corpus aggregate over the pairs.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            METEOR_CMD, cwd=METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+
+    # -- low level ------------------------------------------------------------------------
+    def _exchange(self, lines: Sequence[str], answers_per_line: Sequence[int]) -> list[str]:
+        """Writes `lines` from a thread while reading sum(answers_per_line) answer lines."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"METEOR process is not running{self._stderr_tail()}")
+        payload = "".join(line + "\n" for line in lines).encode()
+        error: list[BaseException] = []
+
+        def write():
+            try:
+                # Chunked so the reader can start while large requests are still being sent.
+                for start in range(0, len(payload), 1 << 16):
+                    self._proc.stdin.write(payload[start:start + (1 << 16)])
+                self._proc.stdin.flush()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                error.append(e)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        total = int(sum(answers_per_line))
+        out = []
+        readline = self._proc.stdout.readline
+        for _ in range(total):
+            line = readline()
+            if not line:
+                writer.join()
+                raise RuntimeError(f"METEOR process died{self._stderr_tail()}")
+            out.append(line.decode().strip())
+        writer.join()
+        if error:
+            raise RuntimeError(f"writing to METEOR failed: {error[0]}{self._stderr_tail()}")
+        return out
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read().decode(errors="replace")[-2000:]
+        except (OSError, ValueError):
+            return ""
+        return f": {text}" if text else ""
+
+    # -- public ---------------------------------------------------------------------------
+    def stats(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> list[str]:
+        """Statistics line per (hypothesis, references) pair (pycocoevalcap `_stat`)."""
+        if len(hypotheses) != len(references):
+            raise ValueError(f"{len(hypotheses)} hypotheses vs {len(references)} references")
+        lines = [score_line(h, r) for h, r in zip(hypotheses, references)]
+        with self._lock:
+            return self._exchange(lines, [1] * len(lines))
+
+    def evaluate(
+        self, stats_groups: Sequence[Sequence[str]]
+    ) -> list[tuple[np.ndarray, float]]:
+        """One `EVAL` per group: (segment scores [len(group)], aggregate score) each."""
+        groups = [list(g) for g in stats_groups]
+        if any(not g for g in groups):
+            raise ValueError("METEOR EVAL needs at least one statistics line per group")
+        lines = ["EVAL ||| " + " ||| ".join(g) for g in groups]
+        with self._lock:
+            out = self._exchange(lines, [len(g) + 1 for g in groups])
+        result, pos = [], 0
+        for g in groups:
+            seg = np.asarray([float(x) for x in out[pos:pos + len(g)]], dtype=np.float64)
+            result.append((seg, float(out[pos + len(g)])))
+            pos += len(g) + 1
+        return result
+
+    def pair_scores(
+        self, hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+        chunk: int = 2000,
+    ) -> np.ndarray:
+        """Per-pair METEOR (the jar's segment score), shape [num_pairs]. Usable as a reward."""
+        stats = self.stats(hypotheses, references)
+        groups = [stats[i:i + chunk] for i in range(0, len(stats), chunk)]
+        if not groups:
+            return np.zeros((0,), np.float64)
+        return np.concatenate([seg for seg, _ in self.evaluate(groups)])
+
+    def aggregate(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+        """The jar's aggregate METEOR over all pairs (what `Meteor.compute_score` returns)."""
+        stats = self.stats(hypotheses, references)
+        return self.evaluate([stats])[0][1]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass
+                self._proc.kill()
+                self._proc.wait()
+                self._proc = None
+                self._stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_SHARED: MeteorProcess | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def get_meteor() -> MeteorProcess:
+    """The process-wide METEOR instance (started on first use, closed at exit)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None or _SHARED._proc is None or _SHARED._proc.poll() is not None:
+            _SHARED = MeteorProcess()
+            atexit.register(_SHARED.close)
+        return _SHARED
