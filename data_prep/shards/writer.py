@@ -94,6 +94,7 @@ def write_shards(
     jpeg_quality: int = 90,
     num_workers: int = 0,
     prefix: str = "clips",
+    report_name: str = "report.json",
     show_progress: bool = True,
 ) -> dict:
     """Writes `videos` into `num_shards` TFRecord shards with index files under `out_dir`.
@@ -107,8 +108,9 @@ def write_shards(
       jpeg_quality: JPEG quality of stored frames (1-95).
       num_workers: decode processes; 0 decodes in this process.
       prefix: shard file name prefix (`{prefix}-00000-of-00004.tfrecord`).
+      report_name: file name of the report in `out_dir`.
     Returns:
-      The report (also written to `out_dir/report.json`): shard paths, counts, the skipped
+      The report (also written to `out_dir/{report_name}`): shard paths, counts, the skipped
       videos with their errors, which shards were resumed, seconds taken.
     """
     if num_shards < 1:
@@ -151,6 +153,7 @@ def write_shards(
         num_written += len(index["records"])
     report = {
         "format": FORMAT,
+        "prefix": prefix,
         "out_dir": os.path.abspath(out_dir),
         "settings": settings,
         "num_videos": len(videos),
@@ -162,7 +165,7 @@ def write_shards(
         "written_shards": [paths[k] for k in todo],
         "seconds": round(time.time() - t0, 3),
     }
-    write_json_atomic(os.path.join(out_dir, "report.json"), report)
+    write_json_atomic(os.path.join(out_dir, report_name), report)
     for s in skipped:
         log.warning("skipped video %s (%s): %s", s["video_id"], s["video_path"], s["error"])
     log.info("wrote %d/%d videos into %d shards (%d resumed) in %.1f s; %d skipped",

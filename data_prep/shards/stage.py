@@ -1,0 +1,105 @@
+"""Launch stage "write_shards": videos + label tables -> TFRecord clip shards per split.
+
+    python launch.py --config configs/data/shards_synthetic.py:root=runs/synthetic \
+        --workdir runs/synthetic/shards
+
+For every split in `config.splits` (e.g. train, val) the stage builds the per-video
+VideoLabels with `data_prep.labels.build_video_labels` (TSP segments + captioned events +
+concept ids), finds each video's file under `config.video_dir`, and writes
+`{workdir}/{split}-SSSSS-of-NNNNN.tfrecord` (+ `.index.json`) with `write_shards`: the
+layout the SA-TSP configs glob (`{root}/shards/train-*.tfrecord`). Videos without a file, or
+that fail to decode, are skipped and listed in `{workdir}/{split}_report.json`; a finished
+shard is kept when the stage is re-run (resume).
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from data_prep.labels.types import VideoLabels
+from data_prep.shards.writer import write_shards
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+def find_video_file(video_dir: str, video_id: str) -> str:
+    """Path of `video_id`'s file in `video_dir` (any usual extension; with or without the
+    ActivityNet `v_` prefix). Returns the `.mp4` path when none exists, so the writer skips
+    it and reports "file not found"."""
+    names = [video_id] + ([video_id[2:]] if video_id.startswith("v_") else [])
+    for name in names:
+        for ext in VIDEO_EXTENSIONS:
+            path = os.path.join(video_dir, name + ext)
+            if os.path.isfile(path):
+                return path
+    return os.path.join(video_dir, video_id + ".mp4")
+
+
+def resize_setting(value):
+    """Config value -> `write_shards` resize: None/0/"" keep, int shorter side, [H, W]."""
+    if value is None or value == 0 or value == "" or value == ():
+        return None
+    if isinstance(value, int):
+        return value
+    return tuple(int(v) for v in value)
+
+
+def write_split_shards(labels: dict[str, VideoLabels], video_dir: str, out_dir: str,
+                       split: str, num_shards: int, fps: float, resize, *,
+                       jpeg_quality: int = 90, num_workers: int = 0,
+                       max_videos: int | None = None) -> dict:
+    """Writes the shards of one split (`{out_dir}/{split}-*.tfrecord`, videos in sorted id
+    order); returns the report, also saved as `{out_dir}/{split}_report.json`."""
+    ids = sorted(labels)[: max_videos or None]
+    videos = [(find_video_file(video_dir, v), labels[v]) for v in ids]
+    return write_shards(videos, out_dir, num_shards, fps, resize, jpeg_quality=jpeg_quality,
+                        num_workers=num_workers, prefix=split,
+                        report_name=f"{split}_report.json")
+
+
+def split_labels(config, split_cfg) -> dict[str, VideoLabels]:
+    """VideoLabels of one split from its annotation files (data_prep.labels)."""
+    from data_prep.labels import build_video_labels  # the labels module of data_prep
+
+    root = config.data_root
+
+    def path(p):
+        return p if not p or os.path.isabs(p) else os.path.join(root, p)
+
+    return build_video_labels(
+        tsp_groundtruth=path(split_cfg.tsp_groundtruth),
+        captions=[path(p) for p in split_cfg.captions],
+        concept_vocab=path(config.get("concept_vocab", "")) or None,
+        action_label_mapping=path(config.action_label_mapping),
+        clip_length_s=float(config.clip_length) / float(config.fps),
+    )
+
+
+def run(config, workdir: str, labels_fn=split_labels) -> dict:
+    """Writes the shards of every split of `config.splits` into `workdir`.
+
+    `labels_fn(config, split_cfg) -> dict[video_id, VideoLabels]` (tests may pass their own).
+    Returns {split: {num_videos, num_written, num_skipped, shards}}.
+    """
+    video_dir = config.video_dir
+    if not os.path.isabs(video_dir):
+        video_dir = os.path.join(config.data_root, video_dir)
+    if not os.path.isdir(video_dir):
+        raise FileNotFoundError(f"write_shards: video directory {video_dir} does not exist")
+    summary = {}
+    for split, split_cfg in config.splits.items():
+        labels = labels_fn(config, split_cfg)
+        if not labels:
+            raise ValueError(f"write_shards: split {split!r} has no videos with labels")
+        report = write_split_shards(
+            labels, video_dir, workdir, split, int(split_cfg.num_shards), float(config.fps),
+            resize_setting(config.resize), jpeg_quality=int(config.jpeg_quality),
+            num_workers=int(config.num_workers), max_videos=config.get("max_videos") or None)
+        summary[split] = {k: report[k] for k in ("num_videos", "num_written", "num_skipped")}
+        summary[split]["shards"] = len(report["shards"])
+        if report["num_skipped"]:
+            log.warning("split %s: %d videos skipped, see %s", split, report["num_skipped"],
+                        os.path.join(workdir, f"{split}_report.json"))
+    return summary
