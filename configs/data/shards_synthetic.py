@@ -1,21 +1,21 @@
 """Stage "write_shards" on the synthetic data set: videos -> TFRecord clip shards.
 
-    python launch.py --config configs/data/shards_synthetic.py:root=runs/synthetic \
-        --workdir runs/synthetic/shards
+    python launch.py --config configs/data/shards_synthetic.py:root=data/synthetic \
+        --workdir data/synthetic/shards
 
 Reads `{root}/videos/*.mp4`, `{root}/tsp/{train,valid}_tsp_groundtruth.csv`,
 `{root}/captions/{train,val_1}.json` and the concept vocabulary of the text_vocab stage
-(`{root}/vocab/concepts.json`), and writes `{workdir}/{train,val}-SSSSS-of-NNNNN.tfrecord`
+(`{root}/text/concepts.json`), and writes `{workdir}/{train,val}-SSSSS-of-NNNNN.tfrecord`
 with `.index.json` files and `{split}_report.json` (skipped videos). Frames are stored at
 15 fps; the synthetic videos keep their native size (64x64; SA-TSP synthetic configs crop
 56) unless `resize=` is given.
 
 Switches (comma-separated key=value):
-  root=DIR        data set root (default runs/synthetic)
+  root=DIR        data set root (default data/synthetic)
   shards=N        shards per split (default 4)
   workers=N       decode processes (default 2; 0 = in the launching process)
   resize=S | HxW  shorter side S or fixed HxW (default: keep); e.g. resize=128x171 (TSP)
-  concepts=PATH   concept vocabulary JSON (default {root}/vocab/concepts.json)
+  concepts=PATH   concept vocabulary JSON (default {root}/text/concepts.json)
   runlocal        4 videos per split, 1 shard, no worker processes
 """
 from __future__ import annotations
@@ -43,13 +43,13 @@ def _resize(value: str):
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     sw = _parse_arg(arg)
     runlocal = "runlocal" in sw
-    root = sw.get("root", "runs/synthetic")
+    root = sw.get("root", "data/synthetic")
     shards = 1 if runlocal else int(sw.get("shards", 4))
     c = ml_collections.ConfigDict()
     c.stage = "write_shards"
     c.data_root = root
     c.video_dir = "videos"
-    c.concept_vocab = sw.get("concepts", "vocab/concepts.json")
+    c.concept_vocab = sw.get("concepts", "text/concepts.json")
     c.action_label_mapping = "tsp/action_label_mapping.json"
     c.fps = 15.0  # TSP clips: 16 frames at 15 fps
     c.clip_length = 16  # frames; segments shorter than one clip are dropped (TSP)

@@ -1,7 +1,7 @@
 """Launch stage "write_shards": videos + label tables -> TFRecord clip shards per split.
 
-    python launch.py --config configs/data/shards_synthetic.py:root=runs/synthetic \
-        --workdir runs/synthetic/shards
+    python launch.py --config configs/data/shards_synthetic.py:root=data/synthetic \
+        --workdir data/synthetic/shards
 
 For every split in `config.splits` (e.g. train, val) the stage builds the per-video
 VideoLabels with `data_prep.labels.build_video_labels` (TSP segments + captioned events +
