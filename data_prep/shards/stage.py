@@ -61,7 +61,13 @@ def write_split_shards(labels: dict[str, VideoLabels], video_dir: str, out_dir: 
 
 def split_labels(config, split_cfg) -> dict[str, VideoLabels]:
     """VideoLabels of one split from its annotation files (data_prep.labels)."""
-    from data_prep.labels import build_video_labels  # the labels module of data_prep
+    try:
+        from data_prep.labels import build_video_labels  # the labels module of data_prep
+    except ImportError as e:
+        raise ImportError(
+            "write_shards needs data_prep.labels.build_video_labels(tsp_groundtruth, captions, "
+            "concept_vocab, action_label_mapping, clip_length_s) to build the label tables"
+        ) from e
 
     root = config.data_root
 
