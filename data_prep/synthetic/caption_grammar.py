@@ -19,10 +19,11 @@ _PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles",
             "diamond": "diamonds", "cross": "crosses"}
 # Verb phrases as (head verb, rest). The head verb is conjugated from `_CONJUGATION`.
 _VERB_PHRASES = {
-    "move_left": (("move", "to the left"), ("move", "left"), ("slide", "to the left"),
+    # Not "move left": the tagger reads "left" there as the verb "leave".
+    "move_left": (("move", "to the left"), ("head", "to the left"), ("slide", "to the left"),
                   ("travel", "leftward")),
-    "move_right": (("move", "to the right"), ("move", "right"), ("slide", "to the right"),
-                   ("travel", "rightward")),
+    "move_right": (("move", "to the right"), ("head", "to the right"),
+                   ("slide", "to the right"), ("travel", "rightward")),
     "move_up": (("move", "up"), ("rise", ""), ("float", "upward"), ("drift", "up")),
     "move_down": (("move", "down"), ("fall", ""), ("sink", "downward"), ("drop", "down")),
     "rotate": (("rotate", ""), ("spin", ""), ("turn", "around")),
@@ -34,7 +35,8 @@ _VERB_PHRASES = {
 }
 # base -> (third person singular, present participle, past)
 _CONJUGATION = {
-    "move": ("moves", "moving", "moved"), "slide": ("slides", "sliding", "slid"),
+    "move": ("moves", "moving", "moved"), "head": ("heads", "heading", "headed"),
+    "slide": ("slides", "sliding", "slid"),
     "travel": ("travels", "traveling", "traveled"), "rise": ("rises", "rising", "rose"),
     "float": ("floats", "floating", "floated"), "drift": ("drifts", "drifting", "drifted"),
     "fall": ("falls", "falling", "fell"), "sink": ("sinks", "sinking", "sank"),
