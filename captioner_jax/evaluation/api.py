@@ -67,15 +67,13 @@ def evaluate_submission(
 
         out.update(soda_c_per_file(sub, files, meteor=meteor or get_meteor()))
     if para_references is not None:
-        from captioner_jax.evaluation.paragraph import paragraph_scores
+        from captioner_jax.evaluation.paragraph import (
+            load_paragraph_references,
+            paragraph_scores,
+        )
 
-        para_files, _ = load_references_paragraph(para_references)
+        para_files, _ = load_paragraph_references(para_references)
         out.update(paragraph_scores(sub, para_files, meteor=meteor or get_meteor()))
     out["seconds"] = time.perf_counter() - start
     return out
 
-
-def load_references_paragraph(references):
-    from captioner_jax.evaluation.paragraph import load_paragraph_references
-
-    return load_paragraph_references(references)
