@@ -135,7 +135,10 @@ class CaptionVocab:
         itow = {int(k): v for k, v in raw["ix_to_word"].items()}
         if sorted(itow) != list(range(1, len(itow) + 1)):
             raise ValueError(f"{path}: field 'ix_to_word': ids are not 1..{len(itow)}")
-        vocab = cls([itow[i] for i in range(1, len(itow) + 1)])
+        try:
+            vocab = cls([itow[i] for i in range(1, len(itow) + 1)])
+        except ValueError as e:
+            raise ValueError(f"{path}: field 'ix_to_word': {e}") from None
         if vocab.word_to_ix != {w: int(i) for w, i in raw["word_to_ix"].items()}:
             raise ValueError(f"{path}: 'ix_to_word' and 'word_to_ix' disagree")
         return vocab

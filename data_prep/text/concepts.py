@@ -4,7 +4,7 @@ SA-TSP: "we select the top N frequent nouns, verbs, adjectives, and adverbs from
 ground-truth sentences in ActivityNet Captions as the vocabulary of semantic concepts." The
 report gives no N, tokeniser, lemmatisation or stop list; ours (all configurable in
 `ConceptOptions`):
-- tokens: runs of letters (with an apostrophe part, e.g. "man's") and numbers; the
+- tokens: runs of letters (clitics split: "man 's"), numbers and punctuation marks; the
   sentences' case is kept for tagging (the tagger uses it), keys are lowercased;
 - POS: NLTK's averaged perceptron tagger over whole sentences (`pos_tag_sents`); groups
   noun = NN*, verb = VB*, adj = JJ*, adv = RB/RBR/RBS, number = CD (off by default);
@@ -45,7 +45,7 @@ DEFAULT_STOP_WORDS = (
     # quantifier-like adjectives
     "other", "more", "several", "many", "few", "same", "different", "various",
 )
-_TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+(?:[.,]\d+)*")
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+(?:[.,]\d+)*|[^\w\s]")
 
 
 def pos_group(tag: str) -> str | None:
@@ -64,12 +64,13 @@ def pos_group(tag: str) -> str | None:
 
 
 def tokenize(sentence: str) -> list[str]:
-    """Word and number tokens of a raw sentence (case kept), clitics split as the Penn
-    Treebank does (the tagger was trained on it): "doesn't" -> "does n't", "man's" -> "man 's".
+    """Word, number and punctuation tokens of a raw sentence (case kept), clitics split as
+    the Penn Treebank does (the tagger was trained on it): "doesn't" -> "does n't",
+    "man's" -> "man 's". Punctuation helps the tagger and is never a concept.
     """
     out = []
     for token in _TOKEN_RE.findall(sentence):
-        if "'" not in token:
+        if "'" not in token or len(token) == 1:
             out.append(token)
         elif token.lower().endswith("n't") and len(token) > 3:
             out.extend((token[:-3], token[-3:]))
