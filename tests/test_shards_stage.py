@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import shard_fixtures as fx
 
 from configs.data.shards_synthetic import get_config
@@ -49,3 +50,27 @@ def test_stage_writes_split_shards_and_resumes(synthetic_dataset, tmp_path):
     assert again == summary
     report = json.loads((tmp_path / "val_report.json").read_text())
     assert report["written_shards"] == [] and len(report["resumed_shards"]) == 2
+
+
+def test_stage_builds_labels_with_concepts_from_the_text_stage(synthetic_dataset, tmp_path):
+    """Default label builder: TSP CSV + captions + the text_vocab stage's concept vocabulary."""
+    from configs.data.text_synthetic import get_config as text_config
+    from data_prep.text import stage as text_stage
+    from data_prep.text.concepts import ConceptVocab
+
+    text_dir = tmp_path / "text"
+    text_stage.run(text_config(f"data_dir={synthetic_dataset}"), str(text_dir))
+    config = get_config(
+        f"root={synthetic_dataset},shards=1,workers=0,concepts={text_dir / 'concepts.json'}"
+    )
+    summary = stage.run(config, str(tmp_path / "shards"))
+    assert summary["train"]["num_written"] == 8 and summary["train"]["num_skipped"] == 0
+    src = ClipShardSource(sorted(glob.glob(str(tmp_path / "shards" / "train-*.tfrecord"))))
+    vocab = ConceptVocab.load(text_dir / "concepts.json")
+    events = [c for i in range(len(src)) for c in src.labels(i).event_concepts]
+    assert events and all(len(c) > 0 for c in events)  # every caption names some concept
+    assert max(int(c.max()) for c in events) < vocab.size
+
+    missing = get_config(f"root={synthetic_dataset},concepts={tmp_path / 'nope.json'}")
+    with pytest.raises(FileNotFoundError, match="text_vocab stage"):
+        stage.run(missing, str(tmp_path / "shards2"))

@@ -60,26 +60,34 @@ def write_split_shards(labels: dict[str, VideoLabels], video_dir: str, out_dir: 
 
 
 def split_labels(config, split_cfg) -> dict[str, VideoLabels]:
-    """VideoLabels of one split from its annotation files (data_prep.labels)."""
-    try:
-        from data_prep.labels import build_video_labels  # the labels module of data_prep
-    except ImportError as e:
-        raise ImportError(
-            "write_shards needs data_prep.labels.build_video_labels(tsp_groundtruth, captions, "
-            "concept_vocab, action_label_mapping, clip_length_s) to build the label tables"
-        ) from e
+    """VideoLabels of one split from its annotation files (`data_prep.labels`).
+
+    Concept ids of the captions come from the concept vocabulary of the text_vocab stage
+    (`config.concept_vocab`); without one, events carry no concepts.
+    """
+    from data_prep.labels.video_labels import build_video_labels
+    from data_prep.text.concepts import ConceptVocab
 
     root = config.data_root
 
     def path(p):
         return p if not p or os.path.isabs(p) else os.path.join(root, p)
 
+    concept_path = path(config.get("concept_vocab", ""))
+    concepts = None
+    if concept_path:
+        if not os.path.isfile(concept_path):
+            raise FileNotFoundError(
+                f"concept vocabulary {concept_path} not found: run the text_vocab stage first "
+                "(configs/data/text_synthetic.py) or set --config.concept_vocab=''"
+            )
+        concepts = ConceptVocab.load(concept_path)
     return build_video_labels(
-        tsp_groundtruth=path(split_cfg.tsp_groundtruth),
+        path(split_cfg.tsp_groundtruth),
+        path(config.action_label_mapping),
         captions=[path(p) for p in split_cfg.captions],
-        concept_vocab=path(config.get("concept_vocab", "")) or None,
-        action_label_mapping=path(config.action_label_mapping),
-        clip_length_s=float(config.clip_length) / float(config.fps),
+        concepts=concepts,
+        min_segment_s=float(config.clip_length) / float(config.fps),
     )
 
 
