@@ -7,9 +7,12 @@ The config names its stage (`config.stage`); this file only parses flags, sets u
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
 import logging
 import os
 import sys
+import time
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -28,6 +31,7 @@ STAGES: dict[str, str] = {
     "captioner_predict": "captioner_jax.inference:run",
     "captioner_scst": "captioner_jax.scst.train_scst:run",
     "ensemble": "captioner_jax.ensemble.stage:run",
+    "pipeline": "launch:run_pipeline",
 }
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,7 +44,115 @@ def resolve_stage(name: str):
     """Returns the `run(config, workdir)` callable registered for stage `name`."""
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; known stages: {sorted(STAGES)}")
-    module_name, func_name = STAGES[name].split(":")
+    return _import_function(STAGES[name])
+
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+DONE_MARKER = ".stage_done.json"
+
+
+def load_config_file(spec: str):
+    """`path/to/config.py[:arg]` -> the ConfigDict of its `get_config(arg)` (locked).
+
+    Relative paths are resolved against the repository root, as on the command line.
+    """
+    path, _, arg = spec.partition(":")
+    full = path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+    if not os.path.isfile(full):
+        raise FileNotFoundError(f"config file {full} (from {spec!r}) not found")
+    module_spec = importlib.util.spec_from_file_location(f"_config_{abs(hash(full))}", full)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+    config.lock()
+    return config
+
+
+def apply_overrides(config, overrides: dict) -> None:
+    """Sets dotted keys (`"optim.lr": 0.1`) on a locked config: unknown keys raise."""
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise KeyError(f"override {dotted!r}: the config has no key {leaf!r}")
+        node[leaf] = value
+
+
+def _format(value, variables: dict):
+    """Fills `{workdir}`-style placeholders in strings (recursively in lists and dicts)."""
+    if isinstance(value, str):
+        return value.format(**variables)
+    if isinstance(value, list | tuple):
+        return type(value)(_format(v, variables) for v in value)
+    if isinstance(value, dict):
+        return {k: _format(v, variables) for k, v in value.items()}
+    return value
+
+
+def _write_json_atomic(path: str, payload) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def run_pipeline(config, workdir: str) -> dict:
+    """Runs the steps of a pipeline config in order; a finished step is skipped on rerun.
+
+    `config.steps` is a list of dicts `{name, config: "file.py[:arg]", workdir, overrides}`;
+    strings may use `{workdir}` (the pipeline's workdir, absolute). A step is finished when
+    its workdir holds `.stage_done.json` (written atomically after the stage returned).
+    `config.force` ("all" or comma-separated names) reruns steps; `config.only` restricts the
+    run to the named steps. Returns {step name: stage result}.
+    """
+    root = os.path.abspath(workdir)
+    variables = {"workdir": root}
+    force = {s for s in config.get("force", "").split(",") if s}
+    only = {s for s in config.get("only", "").split(",") if s}
+    steps = [dict(step) for step in config.steps]
+    names = [step["name"] for step in steps]
+    unknown = (force - {"all"} | only) - set(names)
+    if unknown:
+        raise KeyError(f"pipeline has no step(s) {sorted(unknown)}; steps: {names}")
+    results, started = {}, time.perf_counter()
+    for number, step in enumerate(steps, 1):
+        name = step["name"]
+        step_dir = _format(os.path.join(root, step.get("workdir", name)), variables)
+        marker = os.path.join(step_dir, DONE_MARKER)
+        if only and name not in only:
+            continue
+        if os.path.isfile(marker) and "all" not in force and name not in force:
+            with open(marker, encoding="utf-8") as f:
+                results[name] = json.load(f).get("result")
+            logging.info("[%d/%d] %s: done before, skipped (%s)", number, len(steps), name, marker)
+            continue
+        spec = _format(step["config"], variables)
+        stage_config = load_config_file(spec)
+        apply_overrides(stage_config, _format(dict(step.get("overrides", {})), variables))
+        logging.info("[%d/%d] %s: stage %s, config %s, workdir %s",
+                     number, len(steps), name, stage_config.stage, spec, step_dir)
+        os.makedirs(step_dir, exist_ok=True)
+        if os.path.exists(marker):
+            os.remove(marker)
+        t0 = time.perf_counter()
+        result = resolve_stage(stage_config.stage)(stage_config, step_dir)
+        seconds = time.perf_counter() - t0
+        _write_json_atomic(marker, {"stage": stage_config.stage, "config": spec,
+                                    "seconds": round(seconds, 1), "result": result})
+        results[name] = result
+        logging.info("[%d/%d] %s: finished in %.1f s (pipeline %.1f s)", number, len(steps),
+                     name, seconds, time.perf_counter() - started)
+    report = config.get("report", None)
+    if report:
+        report_fn = resolve_stage(report) if report in STAGES else _import_function(report)
+        report_fn(config, root, results)
+    return {"steps": list(results), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _import_function(target: str):
+    module_name, func_name = target.split(":")
     return getattr(importlib.import_module(module_name), func_name)
 
 
