@@ -1,0 +1,1 @@
+"""Captioner inputs: per-video feature loading/combination and the caption Grain pipeline."""

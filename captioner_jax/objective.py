@@ -1,0 +1,91 @@
+"""The training objective of one batch: forward, matching per decoder layer, PDVC's losses.
+
+Keys: `loss_ce`, `loss_bbox`, `loss_giou`, `loss_counter`, `loss_caption` for the last decoder
+layer and the same with suffix `_<layer>` for the auxiliary layers (PDVC naming); the total
+is `losses.weighted_total` with the configured weights (PDVC: same weights on every layer).
+
+Mode "queries": Hungarian matching per layer (SciPy via `pure_callback`). Mode
+"gt_proposals": queries built from the ground-truth events, query i matched to event i
+(PDVC's GT-proposal mode; PDVC zeroes the localisation weights there).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from captioner_jax import decoding, losses, matcher
+from captioner_jax.models.pdvc import PDVC
+
+MODES = ("queries", "gt_proposals")
+
+
+@dataclasses.dataclass(frozen=True)
+class MatcherCosts:
+    cost_class: float = 2.0
+    cost_bbox: float = 0.0
+    cost_giou: float = 4.0
+    alpha: float = 0.25
+    gamma: float = 2.0
+
+
+def forward(model: PDVC, params, batch: dict, mode: str, train: bool, rng=None) -> dict:
+    """model.apply on a batch in the given mode."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} not in {MODES}")
+    proposals = batch["gt_boxes"] if mode == "gt_proposals" else None
+    proposal_valid = batch["gt_valid"] if mode == "gt_proposals" else None
+    rngs = {"dropout": rng} if train else {}
+    return model.apply({"params": params}, batch["feats"], batch["feat_valid"],
+                       batch["duration"], proposals, proposal_valid, train=train, rngs=rngs)
+
+
+def assignments(out: dict, batch: dict, mode: str, costs: MatcherCosts) -> list[jax.Array]:
+    """Per decoder layer: [B, N] ground-truth index of every query or -1."""
+    num_layers, _, n = out["logits"].shape
+    if mode == "gt_proposals":
+        return [matcher.identity_assign(n, batch["gt_valid"])] * num_layers
+    result = []
+    for layer in range(num_layers):
+        cost = matcher.matching_cost(
+            out["logits"][layer], out["boxes"][layer], batch["gt_boxes"],
+            cost_class=costs.cost_class, cost_bbox=costs.cost_bbox, cost_giou=costs.cost_giou,
+            alpha=costs.alpha, gamma=costs.gamma)
+        result.append(matcher.hungarian_assign(cost, batch["gt_valid"]))
+    return result
+
+
+def matched_captions(batch: dict, assignment: jax.Array):
+    """Tokens [B, N, L] and token masks [B, N, L] of each query's matched caption."""
+    idx = jnp.maximum(assignment, 0)[..., None]
+    tokens = jnp.take_along_axis(batch["captions"], idx, axis=1)
+    mask = jnp.take_along_axis(batch["caption_mask"], idx, axis=1) & (assignment >= 0)[..., None]
+    return tokens, mask
+
+
+def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: MatcherCosts,
+                   weights: dict[str, float], train: bool = True):
+    """-> (total loss, dict of every loss term, model outputs)."""
+    fwd_rng, cap_rng = jax.random.split(rng)
+    out = forward(model, params, batch, mode, train, fwd_rng)
+    num_layers, b, n = out["logits"].shape
+    assign = assignments(out, batch, mode, costs)
+    terms = {}
+    for layer in range(num_layers):
+        suffix = "" if layer == num_layers - 1 else f"_{layer}"
+        layer_terms = losses.set_losses(
+            out["logits"][layer], out["boxes"][layer], out["counts"][layer], assign[layer],
+            batch["gt_boxes"], batch["gt_valid"], focal_alpha=costs.alpha,
+            focal_gamma=costs.gamma)
+        tokens, mask = matched_captions(batch, assign[layer])
+        step_fn, carry = decoding.caption_decoder(
+            model, {"params": params}, out, out["hs"][layer], out["caption_refs"][layer],
+            train=train, dropout_key=jax.random.fold_in(cap_rng, layer))
+        tok_logp = decoding.teacher_forced(step_fn, carry, tokens.reshape(b * n, -1))
+        tok_logp = tok_logp.reshape(b, n, -1)
+        layer_terms["loss_caption"] = losses.matched_caption_loss(
+            tok_logp, mask[..., 1:], assign[layer])
+        terms.update({k + suffix: v for k, v in layer_terms.items()})
+    total = losses.weighted_total(terms, weights)
+    return total, terms, out

@@ -1,0 +1,111 @@
+"""Shared captioner config: PDVC's ActivityNet settings (`cfgs/anet_tsp_pdvc.yml`, LSTM-DSA).
+
+Not launched directly; `synthetic.py` and `activitynet.py` fill in the data. Common switches
+(comma-separated key=value in the config arg):
+  mode=gt         GT-proposal mode (PDVC `anet_*_pdvc_gt.yml`: queries from the GT events,
+                  localisation/counter losses off; reports "METEOR with GT proposals")
+  head=light      the light LSTM caption head (PDVC "pdvcl") instead of LSTM-DSA
+  predict         stage captioner_predict (predict + submission JSON + evaluation)
+  epochs=N, batch=N, lr=X, seed=N, eval_every=N, devices=N
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def parse_arg(arg: str | None) -> dict[str, str]:
+    out = {}
+    for part in (arg or "").split(","):
+        part = part.strip()
+        if part:
+            key, _, value = part.partition("=")
+            out[key.strip()] = value.strip() if value else "True"
+    return out
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.stage = "captioner_train"
+    c.seed = 777  # PDVC opts default
+    c.mode = "queries"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.train_captions = ""
+    c.data.val_captions = ""
+    c.data.vocab_path = ""
+    c.data.vocab_count_threshold = 4
+    # A list of FeatureSource mappings: name, path, format (npy|hdf5|bmt_i3d), pattern, dim,
+    # mean, std. Concatenated on channels after resizing each to `num_steps`.
+    c.data.features = []
+    c.data.num_steps = 100
+    c.data.rescale = True
+    c.data.zero_fill_missing = True  # PDVC zero-fills missing feature files
+    c.data.max_events = 30  # PDVC gt_proposal_sample_num
+    c.data.max_caption_len = 30
+    c.data.batch_size = 1  # global; PDVC trains with batch 1
+    c.data.read_threads = 2
+    c.data.max_val_videos = 0  # 0 = all
+
+    c.model = ml_collections.ConfigDict(dict(
+        hidden_dim=512, num_heads=8, ffn_dim=512, dropout=0.1, enc_layers=2, dec_layers=2,
+        num_levels=4, enc_points=4, dec_points=4, num_queries=10, max_event_count=10,
+        caption_head="lstm_dsa", cap_heads=1, cap_levels=4, cap_points=4, rnn_size=512,
+        word_dim=512, att_hid=512, cap_dropout=0.5,
+    ))
+    c.matcher = ml_collections.ConfigDict(
+        dict(cost_class=2.0, cost_bbox=0.0, cost_giou=4.0, alpha=0.25, gamma=2.0))
+    c.loss_weights = ml_collections.ConfigDict(dict(
+        loss_ce=2.0, loss_bbox=0.0, loss_giou=4.0, loss_counter=0.5, loss_caption=2.0))
+    c.optim = ml_collections.ConfigDict(dict(
+        lr=5e-5, weight_decay=1e-4, grad_clip=100.0, decay_start_epoch=8,
+        decay_every_epochs=3, decay_rate=0.5))
+    c.num_epochs = 30
+    c.total_steps = 0  # 0 = num_epochs * steps per epoch
+    c.eval_every_epochs = 1
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 2000
+    c.keep_checkpoints = 3
+    c.mesh = [("data", -1)]
+    c.num_devices = 0  # 0 = all devices
+    c.sharding = "replicate"
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 1
+    c.eval.max_len = 30  # generated tokens (PDVC samples max_caption_len steps)
+    c.eval.references = []
+    c.eval.version = "2018"
+    c.eval.soda = True
+    c.eval.rerank = True
+    c.eval.alpha = 1.0  # PDVC ec_alpha for LSTM-DSA
+    c.eval.temperature = 2.0
+
+    c.predict = ml_collections.ConfigDict()
+    c.predict.captions = ""  # default: data.val_captions
+    return c
+
+
+def apply_switches(c: ml_collections.ConfigDict, sw: dict[str, str]) -> ml_collections.ConfigDict:
+    """The common switches of the module docstring."""
+    if sw.get("mode") in ("gt", "gt_proposals"):
+        c.mode = "gt_proposals"
+        # PDVC `decide_two_stage`: localisation losses off in GT-proposal mode; its GT
+        # config also sets count_loss_coef 0 and no reranking.
+        for k in ("loss_ce", "loss_bbox", "loss_giou", "loss_counter"):
+            c.loss_weights[k] = 0.0
+        c.eval.rerank = False
+    if sw.get("head") == "light":
+        c.model.caption_head = "light"
+        c.model.att_hid = 0
+        c.eval.alpha = 0.3  # PDVC's ec_alpha default for the light head
+    if "predict" in sw:
+        c.stage = "captioner_predict"
+    for key, target, cast in (("epochs", "num_epochs", int), ("lr", "optim.lr", float),
+                              ("seed", "seed", int), ("eval_every", "eval_every_epochs", int),
+                              ("devices", "num_devices", int), ("batch", "data.batch_size", int),
+                              ("steps", "total_steps", int)):
+        if key in sw:
+            node, _, leaf = target.rpartition(".")
+            (c[node] if node else c)[leaf] = cast(sw[key])
+    if "batch" in sw:
+        c.eval.batch_size = int(sw["batch"])
+    return c

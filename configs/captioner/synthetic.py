@@ -1,0 +1,59 @@
+"""PDVC captioner on the embedded synthetic data set (minutes on 2 CPU cores).
+
+    python launch.py --config configs/captioner/synthetic.py:root=data/synthetic \
+        --workdir runs/synthetic/captioner
+    python launch.py --config configs/captioner/synthetic.py:root=data/synthetic,predict \
+        --workdir runs/synthetic/captioner
+
+Expects the synthetic_data stage's `{root}/captions/{train,val_1,val_2}.json`, the text_vocab
+stage's `{root}/text/caption_vocab.json` (else a vocabulary is built from the training
+captions) and per-video features `{features}/<video_id>.npy` (default `{root}/features`,
+e.g. the output of the sa_tsp_extract stage). Switches (plus those of base.py):
+  root=DIR, features=DIR, dim=N (feature dimension, for zero filling; default 512)
+  runlocal  tiny model and 3 epochs
+Model: PDVC's architecture at hidden size 128 (the synthetic grammar is small); num_steps 32.
+"""
+from __future__ import annotations
+
+import os
+
+from configs.captioner import base
+
+
+def get_config(arg: str | None = None):
+    sw = base.parse_arg(arg)
+    c = base.get_config()
+    root = sw.get("root", "data/synthetic")
+    c.seed = 0
+    c.data.train_captions = os.path.join(root, "captions", "train.json")
+    c.data.val_captions = os.path.join(root, "captions", "val_1.json")
+    c.data.vocab_path = os.path.join(root, "text", "caption_vocab.json")
+    c.data.vocab_count_threshold = 1
+    c.data.features = [dict(name="sa_tsp", path=sw.get("features", os.path.join(root, "features")),
+                            format="npy", pattern="{video_id}.npy",
+                            dim=int(sw.get("dim", 512)))]
+    c.data.num_steps = 32
+    c.data.max_events = 4  # the generator's max events per video
+    c.data.max_caption_len = 20
+    c.data.batch_size = 4
+    c.model.update(hidden_dim=128, ffn_dim=128, rnn_size=128, word_dim=64, att_hid=64,
+                   num_heads=8, num_queries=6, max_event_count=4, cap_dropout=0.3)
+    c.optim.lr = 5e-4
+    c.optim.decay_start_epoch = 20
+    c.optim.decay_every_epochs = 5
+    c.num_epochs = 30
+    c.eval_every_epochs = 10
+    c.eval.batch_size = 4
+    c.eval.max_len = 20
+    c.eval.soda = True
+    c.eval.references = [os.path.join(root, "captions", "val_1.json"),
+                         os.path.join(root, "captions", "val_2.json")]
+    c.log_every_steps = 10
+    c.checkpoint_every_steps = 200
+    if "runlocal" in sw:
+        c.model.update(hidden_dim=32, ffn_dim=32, rnn_size=32, word_dim=16, att_hid=16,
+                       num_heads=4)
+        c.num_epochs = 3
+        c.eval_every_epochs = 3
+        c.eval.soda = False
+    return base.apply_switches(c, sw)
