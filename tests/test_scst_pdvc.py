@@ -21,13 +21,13 @@ def setup():
     rng = np.random.default_rng(0)
     inputs = {
         "feats": jnp.asarray(rng.normal(size=(B, T, C)), jnp.float32),
-        "valid": jnp.asarray(np.arange(T)[None] < np.array([[T], [12]])),
+        "feat_valid": jnp.asarray(np.arange(T)[None] < np.array([[T], [12]])),
         "duration": jnp.asarray([20.0, 50.0]),
-        "proposals": jnp.asarray(rng.uniform(0.2, 0.6, size=(B, E, 2)), jnp.float32),
-        "proposal_valid": jnp.asarray([[True, True, True], [True, True, False]]),
+        "gt_boxes": jnp.asarray(rng.uniform(0.2, 0.6, size=(B, E, 2)), jnp.float32),
+        "gt_valid": jnp.asarray([[True, True, True], [True, True, False]]),
     }
     variables = jax.jit(lambda k: model.init(
-        {"params": k}, inputs["feats"], inputs["valid"], inputs["duration"],
+        {"params": k}, inputs["feats"], inputs["feat_valid"], inputs["duration"],
         method=PDVC.init_all))(jax.random.PRNGKey(0))
     params = variables["params"]
     # Sharpen the word logits so greedy paths are far from ties.
@@ -48,13 +48,13 @@ def test_tiled_low_temperature_samples_equal_greedy_per_event(setup):
     # Events really differ (otherwise the check above could not catch a wrong tiling order).
     assert len({tuple(r) for r in greedy}) > 1
     np.testing.assert_array_equal(
-        sample_validity(inputs["proposal_valid"], K).reshape(B, E, K)[1, 2], [False] * K)
+        sample_validity(inputs["gt_valid"], K).reshape(B, E, K)[1, 2], [False] * K)
 
 
 def test_caption_head_only_update(setup):
     model, params, inputs, _, out = setup
     build = pdvc_build_decoder(model, backbone_grad=False)
-    valid = sample_validity(inputs["proposal_valid"], K)
+    valid = sample_validity(inputs["gt_valid"], K)
     mask = mask_through_eos(out["sample_tokens"]) * valid[:, None]
     adv = jnp.asarray(np.random.default_rng(1).normal(size=B * E * K), jnp.float32)
     opt = make_optimizer(params, learning_rate=1e-3, trainable=("caption_cell",))

@@ -12,9 +12,9 @@ when re-scoring the samples for the gradient, so the log-probabilities that are 
 exactly those of the policy that drew the samples (Rennie et al. sample from the test-time
 model as well).
 
-Batch inputs (dict of arrays):
-  feats [B, T, C] float32, valid [B, T] bool, duration [B] float32 [s],
-  proposals [B, E, 2] (center, length) / duration, proposal_valid [B, E] bool.
+Batch inputs: the caption pipeline's batch (captioner_jax.data.pipeline), of which this uses
+  feats [B, T, C] float32, feat_valid [B, T] bool, duration [B] float32 [s],
+  gt_boxes [B, E, 2] (center, length) / duration, gt_valid [B, E] bool.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from captioner_jax.decoding import caption_decoder
 from captioner_jax.models.pdvc import PDVC
 from captioner_jax.scst.sampler import BuildDecoder, MakeDecoder
 
-INPUT_KEYS = ("feats", "valid", "duration", "proposals", "proposal_valid")
+INPUT_KEYS = ("feats", "feat_valid", "duration", "gt_boxes", "gt_valid")
 
 
 def pdvc_build_decoder(
@@ -52,8 +52,8 @@ def pdvc_build_decoder(
             raise KeyError(f"SCST batch lacks {missing}; needs {INPUT_KEYS}")
         variables = {"params": params, **(other_variables or {})}
         out = model.apply(
-            variables, inputs["feats"], inputs["valid"], inputs["duration"],
-            proposals=inputs["proposals"], proposal_valid=inputs["proposal_valid"], train=False,
+            variables, inputs["feats"], inputs["feat_valid"], inputs["duration"],
+            proposals=inputs["gt_boxes"], proposal_valid=inputs["gt_valid"], train=False,
         )
         if not backbone_grad:
             out = jax.lax.stop_gradient(out)

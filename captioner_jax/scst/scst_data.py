@@ -1,0 +1,92 @@
+"""Host-side data helpers of the SCST trainer: validation split, reference subsets, token ids
+to reward text, and the reward built from the config.
+
+Reward text: captions are compared as the vocabulary's words (ids up to the first EOS joined by
+single spaces, no trailing "."), both for the model's samples and for the GT sentences (which
+go through `vocab.encode` first, so rare words become UNK on both sides). CIDEr-D document
+frequencies come from the training references in the same form, one document per event.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from captioner_jax.scst.rewards import CaptionReward
+from data_prep.annotations.atomic_io import atomic_write_json
+
+
+def split_validation(
+    video_ids: Sequence[str], train_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """(ids appended to training, ids kept for evaluation): a seeded random `train_fraction`
+    of the validation videos (the SA-TSP report trained SCST on train + ~80% of val)."""
+    if not 0.0 <= train_fraction < 1.0:
+        raise ValueError(f"train_val_fraction must be in [0, 1), got {train_fraction}")
+    ids = sorted(video_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_train = int(round(train_fraction * len(ids)))
+    chosen = {ids[i] for i in order[:n_train]}
+    return [v for v in ids if v in chosen], [v for v in ids if v not in chosen]
+
+
+def write_reference_subsets(paths: Sequence[str], keep: set[str], out_dir: str) -> list[str]:
+    """Copies of the reference files restricted to `keep` (the official evaluator averages over
+    every video of its references, so held-out evaluation needs references of those only)."""
+    out = []
+    os.makedirs(out_dir, exist_ok=True)
+    for i, path in enumerate(paths):
+        with open(path) as f:
+            refs = json.load(f)
+        subset = {v: refs[v] for v in refs if v in keep}
+        target = os.path.join(out_dir, f"{i}_{os.path.basename(path)}")
+        atomic_write_json(target, subset)
+        out.append(target)
+    return out
+
+
+def caption_texts(tokens: np.ndarray, vocab) -> list[str]:
+    """int [N, L] token ids (no BOS) -> N strings of words up to the first EOS (id 0)."""
+    out = []
+    for row in np.asarray(tokens):
+        words = []
+        for ix in row:
+            if ix == 0:
+                break
+            words.append(vocab.word(int(ix)))
+        out.append(" ".join(words))
+    return out
+
+
+def reference_texts(sentences: Sequence[str], vocab, max_len: int) -> list[str]:
+    """GT sentences in reward form (see the module docstring)."""
+    return caption_texts(vocab.encode_batch(list(sentences), max_len)[:, 1:], vocab)
+
+
+class MeteorReward:
+    """Per-pair METEOR of the evaluator's long-lived METEOR process, as a reward scorer."""
+
+    def score(self, hypotheses, references) -> np.ndarray:
+        from captioner_jax.evaluation.meteor import get_meteor
+
+        return get_meteor().pair_scores(hypotheses, references)
+
+
+def build_reward(scst_cfg, train_sentences: Sequence[Sequence[str]], vocab,
+                 max_len: int) -> CaptionReward:
+    """CIDEr-D (df from the training references) and/or METEOR, weighted by the config."""
+    from captioner_jax.evaluation import CiderD
+
+    scorers = {}
+    w_cider = float(scst_cfg.cider_weight)
+    w_meteor = float(scst_cfg.meteor_weight)
+    if w_cider:
+        docs = reference_texts([s for sents in train_sentences for s in sents], vocab, max_len)
+        scorers["cider"] = (w_cider, CiderD.from_references([[d] for d in docs]))
+    if w_meteor:
+        scorers["meteor"] = (w_meteor, MeteorReward())
+    if not scorers:
+        raise ValueError("SCST reward: both cider_weight and meteor_weight are 0")
+    return CaptionReward(scorers)
