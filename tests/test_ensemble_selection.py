@@ -135,7 +135,7 @@ def test_cached_statistics_batch_the_concept_lookup():
         calls.append(list(sentences))
         return [[CONCEPTS[w] for w in s.lower().split() if w in CONCEPTS] for s in sentences]
 
-    stats = CachedCaptionStatistics(concept_ids, IDF)
+    stats = CachedCaptionStatistics(concept_ids, STATS.max_idf)
     proposals = {"v": [(0.0, 1.0), (1.0, 2.0)]}
     m0 = _submission({"v": [{"sentence": "a red ball", "timestamp": [0, 1]},
                             {"sentence": "a man", "timestamp": [1, 2]}]})

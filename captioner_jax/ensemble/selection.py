@@ -161,29 +161,24 @@ class CachedCaptionStatistics:
     Args:
       concept_ids: sentences -> per-sentence arrays of concept ids (the data layer's
         `ConceptVocab.concept_ids`, which POS-tags a whole batch in one call).
-      idf: word -> IDF (missing words: `unknown_idf`).
-      tokenize: sentence -> words for the IDF lookup (the data layer's tokenizer).
+      max_idf: sentence -> max IDF over its unigrams (the data layer's `IdfTable.max_idf`).
     Call `prefetch(all_sentences)` once so the tagger runs once over the whole batch.
     """
 
     def __init__(
         self,
         concept_ids: Callable[[Sequence[str]], Sequence[Sequence[int]]],
-        idf: Mapping[str, float],
-        tokenize: Callable[[str], list[str]] = simple_tokenize,
-        unknown_idf: float = 0.0,
+        max_idf: Callable[[str], float],
     ):
         self._concept_ids = concept_ids
-        self._idf = idf
-        self._tokenize = tokenize
-        self._unknown_idf = unknown_idf
+        self._max_idf = max_idf
         self._num_concepts: dict[str, int] = {}
 
     def prefetch(self, sentences: Sequence[str]) -> None:
         todo = sorted({s for s in sentences if s not in self._num_concepts})
         if todo:
             for s, ids in zip(todo, self._concept_ids(todo)):
-                self._num_concepts[s] = len(set(int(i) for i in ids))
+                self._num_concepts[s] = len({int(i) for i in ids})
 
     def count_unique_concepts(self, sentence: str) -> int:
         if sentence not in self._num_concepts:
@@ -191,5 +186,4 @@ class CachedCaptionStatistics:
         return self._num_concepts[sentence]
 
     def max_idf(self, sentence: str) -> float:
-        words = [w.lower() for w in self._tokenize(sentence)]
-        return max((self._idf.get(w, self._unknown_idf) for w in words), default=0.0)
+        return float(self._max_idf(sentence))

@@ -30,7 +30,11 @@ from captioner_jax.ensemble.combine import (
     proposals_from_captions,
     proposals_from_submission,
 )
-from captioner_jax.ensemble.selection import CaptionStatistics, make_rule
+from captioner_jax.ensemble.selection import (
+    CachedCaptionStatistics,
+    CaptionStatistics,
+    make_rule,
+)
 
 
 def _load_json(path: str, what: str):
@@ -51,10 +55,17 @@ def write_json_atomic(path: str, obj) -> None:
 
 
 def load_caption_statistics(concept_vocab: str, idf_table: str) -> CaptionStatistics:
-    """The data layer's concept vocabulary + IDF table as a `CaptionStatistics`."""
-    from data_prep.text.caption_statistics import load_caption_statistics as load
+    """The data layer's concept vocabulary + IDF table (stage "text_vocab") as a
+    `CaptionStatistics` (batched concept extraction, cached per sentence)."""
+    from data_prep.text.concepts import ConceptVocab
+    from data_prep.text.idf import IdfTable
 
-    return load(concept_vocab, idf_table)
+    for path, what in ((concept_vocab, "concept vocabulary"), (idf_table, "IDF table")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"ensemble: {what} not found: {path} (run stage text_vocab)")
+    concepts = ConceptVocab.load(concept_vocab)
+    idf = IdfTable.load(idf_table)
+    return CachedCaptionStatistics(concepts.concept_ids, idf.max_idf)
 
 
 def _evaluate(submission, references, version) -> dict[str, float]:
