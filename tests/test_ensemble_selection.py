@@ -149,3 +149,16 @@ def test_cached_statistics_batch_the_concept_lookup():
     assert [c["winner"] for c in res.choices["v"]] == [1, 0]
     assert stats.count_unique_concepts("a red ball rolls rolling") == 3
     assert stats.max_idf("A Blue cube") == 2.5
+
+
+def test_logprob_per_word_normalisation():
+    proposals = {"v": [(0.0, 1.0)]}
+    # sums: -3 over 3 words (mean -1) vs -2.5 over 2 words (mean -1.25): per word, m0 wins.
+    m0 = _submission({"v": [{"sentence": "a red ball.", "timestamp": [0, 1], "s": -3.0}]})
+    m1 = _submission({"v": [{"sentence": "a man.", "timestamp": [0, 1], "s": -2.5}]})
+    rule = make_rule("mean_logprob")
+    res = ensemble_predictions(proposals, [m0, m1], ["m0", "m1"], rule, STATS,
+                               logprob_field="s", logprob_per_word=True)
+    assert res.wins == {"m0": 1, "m1": 0}
+    res = ensemble_predictions(proposals, [m0, m1], ["m0", "m1"], rule, STATS, logprob_field="s")
+    assert res.wins == {"m0": 0, "m1": 1}

@@ -48,9 +48,12 @@ def proposals_from_submission(submission: Mapping) -> dict[str, list[Segment]]:
 
 
 def _index_predictions(
-    submission: Mapping, name: str, logprob_field: str | None
+    submission: Mapping, name: str, logprob_field: str | None, per_word: bool = False
 ) -> dict[str, dict[Segment, list[tuple[str, float | None]]]]:
-    """video -> segment key -> [(sentence, mean log-prob)] in file order."""
+    """video -> segment key -> [(sentence, mean log-prob)] in file order.
+
+    `per_word`: the field holds a sum over the caption's words (the captioner's
+    "sentence_score"); divide it by the number of words to get a mean."""
     if "results" not in submission:
         raise ValueError(f"predictions of model {name!r}: missing key 'results'")
     index: dict[str, dict[Segment, list]] = {}
@@ -68,6 +71,8 @@ def _index_predictions(
                 continue
             lp = p.get(logprob_field) if logprob_field else None
             lp = None if lp is None else float(lp)
+            if lp is not None and per_word:
+                lp /= max(len(sentence.split()), 1)
             per_seg[key].append((sentence, lp))
         index[vid] = dict(per_seg)
     return index
@@ -98,13 +103,14 @@ def ensemble_predictions(
     stats: CaptionStatistics,
     *,
     logprob_field: str | None = None,
+    logprob_per_word: bool = False,
     version: str = "VERSION 1.0",
 ) -> EnsembleResult:
     """Selects one caption per proposal among the M models' captions (see module docstring)."""
     if len(predictions) != len(model_names):
         raise ValueError(f"{len(predictions)} prediction sets but {len(model_names)} names")
     indices = [
-        _index_predictions(sub, name, logprob_field)
+        _index_predictions(sub, name, logprob_field, logprob_per_word)
         for sub, name in zip(predictions, model_names)
     ]
     prefetch = getattr(stats, "prefetch", None)

@@ -9,8 +9,9 @@ Config fields (see configs/ensemble/*.py):
   rule, rule_kwargs: selection rule name and its parameters (captioner_jax.ensemble.selection).
   concept_vocab, idf_table: paths of the data layer's concept vocabulary and IDF table
     (stage "text_vocab").
-  logprob_field: name of the per-caption mean log-probability field in the predictions ("" if
-    none).
+  logprob_field: name of the per-caption log-probability field in the predictions ("" if
+    none); logprob_per_word: the field is a sum over words (the captioner's
+    "sentence_score"), divided here by the caption's word count.
   references: reference caption files to evaluate the ensemble and every member on ([] = none);
   eval_version: "2018" or "latest".
 
@@ -84,6 +85,7 @@ def run_ensemble(
     rule: str = "concepts_then_idf",
     rule_kwargs: Mapping | None = None,
     logprob_field: str | None = None,
+    logprob_per_word: bool = False,
     references: list[str] | None = None,
     eval_version: str = "2018",
     workdir: str | None = None,
@@ -96,6 +98,7 @@ def run_ensemble(
         make_rule(rule, **dict(rule_kwargs or {})),
         stats,
         logprob_field=logprob_field or None,
+        logprob_per_word=logprob_per_word,
     )
     summary: dict = {
         "rule": rule,
@@ -147,6 +150,7 @@ def run(config, workdir: str) -> dict:
         rule=config.rule,
         rule_kwargs=config.get("rule_kwargs") or {},
         logprob_field=config.get("logprob_field") or None,
+        logprob_per_word=bool(config.get("logprob_per_word", False)),
         references=list(config.get("references") or []),
         eval_version=config.get("eval_version", "2018"),
         workdir=workdir,

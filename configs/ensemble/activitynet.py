@@ -49,7 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     config.concept_vocab = os.path.join(root, "text", "concepts.json")
     config.idf_table = os.path.join(root, "text", "idf.json")
-    config.logprob_field = "logprob"
+    # The captioner's entries carry "sentence_score" = sum of word log-probs.
+    config.logprob_field = "sentence_score"
+    config.logprob_per_word = True
     config.references = [os.path.join(data, "val_1.json"), os.path.join(data, "val_2.json")]
     config.eval_version = sw.get("version", "2018")
     return config

@@ -48,7 +48,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     config.concept_vocab = os.path.join(root, "text", "concepts.json")
     config.idf_table = os.path.join(root, "text", "idf.json")
-    config.logprob_field = "logprob"
+    # The captioner's entries carry "sentence_score" = sum of word log-probs.
+    config.logprob_field = "sentence_score"
+    config.logprob_per_word = True
     config.references = [
         os.path.join(root, "data", "captions", "val_1.json"),
         os.path.join(root, "data", "captions", "val_2.json"),
