@@ -139,7 +139,9 @@ def run(config, workdir: str) -> dict:
                              int(config.data.max_caption_len))
 
     # ------------------------------------------------------------------ mesh, model, state
-    mesh = mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh))
+    devices = jax.devices()
+    n_dev = int(config.get("num_devices", 0) or len(devices))
+    mesh = mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh), devices=devices[:n_dev])
     global_batch = int(config.data.batch_size)
     per_host = global_batch // jax.process_count()
     feature_dim = loader.load(train_ids[0]).shape[1]
