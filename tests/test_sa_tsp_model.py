@@ -77,7 +77,7 @@ def small_model():
     model = SATSPModel(make_backbone("small"), num_actions=5, num_concepts=7, use_gvf=True)
     clips = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 16, 16, 3)), jnp.float32)
     gvf = jnp.ones((2, 64), jnp.float32)
-    variables = jax.jit(model.init)(jax.random.key(0), clips, gvf)
+    variables = jax.jit(model.init)(jax.random.key(0, impl="rbg"), clips, gvf)
     return model, variables, clips, gvf
 
 

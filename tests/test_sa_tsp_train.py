@@ -95,7 +95,7 @@ def test_same_step_on_one_and_eight_devices(data_dir):
     tx = optim.make_optimizer(optim.OptimConfig.from_mapping(cfg.optim), steps_per_epoch=3)
     init = train.init_state_fn(model, tx, (4, 16, 16, 3), 8)
     mesh8 = mesh_lib.make_mesh((("data", -1),))
-    state8, _, _ = train.init_state(init, jax.random.key(0), mesh8)
+    state8, _, _ = train.init_state(init, jax.random.key(0, impl="rbg"), mesh8)
     host_state = jax.device_get(state8)
     rng = np.random.default_rng(0)
     batch = {"clips": rng.normal(size=(8, 4, 16, 16, 3)).astype(np.float32),

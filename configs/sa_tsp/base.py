@@ -23,6 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.stage = "sa_tsp_train"
     c.seed = 0
+    c.rng_impl = "threefry2x32"  # parameter-init PRNG; "rbg" compiles faster on CPU
     c.distributed = False
     # Mesh: pure data parallelism over all devices; for FSDP use
     # [("data", -1), ("fsdp", N)] and param_sharding = "fsdp".

@@ -43,6 +43,7 @@ def get_config(arg: str | None = None):
     c.optim.update(dict(name="adam", backbone_lr=1e-3, head_lr=1e-3, weight_decay=1e-4,
                         warmup_epochs=0.2, milestones_epochs=(), freeze_stem=False))
     c.total_steps = int(sw.get("steps", 300))
+    c.rng_impl = "rbg"  # threefry init takes ~30 s to compile on 2 CPU cores
     c.log_every_steps = 10
     c.progress_every_s = 10.0
     c.checkpoint_every_steps = 100

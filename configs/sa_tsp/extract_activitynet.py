@@ -1,0 +1,35 @@
+"""Feature extraction (stage "sa_tsp_extract") on ActivityNet, as TSP: R(2+1)D-34, 16-frame
+clips at 15 fps, stride 16, 128x171 frames, center crop 112 -> (N, 512) per video.
+
+    python launch.py --config configs/sa_tsp/extract_activitynet.py:root=data/activitynet \
+        --workdir runs/activitynet/features_sa_tsp
+
+Switches: root=DIR, params=DIR (default runs/activitynet/sa_tsp/params, the sa_tsp_train
+output; or a `python -m sa_tsp_jax.import_torch` output), shards=GLOB, batch=N (global), bf16.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from configs.sa_tsp.base import parse_arg
+
+
+def get_config(arg: str | None = None):
+    sw = parse_arg(arg)
+    root = sw.get("root", "data/activitynet")
+    c = ml_collections.ConfigDict()
+    c.stage = "sa_tsp_extract"
+    c.mesh = [("data", -1)]
+    c.params_dir = sw.get("params", "runs/activitynet/sa_tsp/params")
+    c.shards = sw.get("shards", f"{root}/shards/*.tfrecord")
+    c.dtype = "bfloat16" if "bf16" in sw else "float32"
+    c.batch_size = int(sw.get("batch", 128))
+    c.clip_length = 16
+    c.stride = 16
+    c.resize = (128, 171)
+    c.crop = 112
+    c.read_threads = 16
+    c.videos_per_chunk = 256
+    c.gvf_poolings = ("max",)
+    c.progress_every_s = 30.0
+    return c
