@@ -23,11 +23,12 @@ class NgramTable:
     """n-gram entries of `num_sentences` sentences.
 
     offsets: [num_sentences + 1] int64, CSR row pointers into the entry arrays.
-    ngram_ids: [num_entries] int64, id of the n-gram (ids index `ngrams`).
+    ngram_ids: [num_entries] int64, id of the n-gram (0 .. num_ngrams - 1).
     counts: [num_entries] float64, occurrences of the n-gram in the sentence (tf).
     orders: [num_entries] int64, n - 1 (0 for unigrams ... 3 for 4-grams).
     lengths: [num_sentences] int64, number of tokens.
-    ngrams: list of n-gram tuples, index = id.
+    gram_words: [num_ngrams, MAX_N] int64 word ids of each n-gram (-1 padded);
+    words: the word list (index = word id). `ngrams` gives the n-grams as word tuples.
     """
 
     offsets: np.ndarray
@@ -35,43 +36,65 @@ class NgramTable:
     counts: np.ndarray
     orders: np.ndarray
     lengths: np.ndarray
-    ngrams: list
+    gram_words: np.ndarray
+    words: list
 
     @property
     def num_ngrams(self) -> int:
-        return len(self.ngrams)
+        return len(self.gram_words)
+
+    @property
+    def ngrams(self) -> list[tuple[str, ...]]:
+        """n-gram id -> tuple of words (pycocoevalcap's dictionary keys)."""
+        return [tuple(self.words[w] for w in row if w >= 0) for row in self.gram_words.tolist()]
 
     @classmethod
     def build(cls, sentences: Sequence[str], n: int = MAX_N) -> NgramTable:
-        vocab: dict[tuple, int] = {}
-        offsets = [0]
-        ids: list[int] = []
-        counts: list[int] = []
-        lengths = []
-        for sentence in sentences:
-            words = sentence.split()
-            lengths.append(len(words))
-            local: dict[int, int] = {}
-            for k in range(1, n + 1):
-                for i in range(len(words) - k + 1):
-                    gram = tuple(words[i:i + k])
-                    gid = vocab.get(gram)
-                    if gid is None:
-                        gid = vocab[gram] = len(vocab)
-                    local[gid] = local.get(gid, 0) + 1
-            ids.extend(local.keys())
-            counts.extend(local.values())
-            offsets.append(len(ids))
-        ngrams = list(vocab)
-        ngram_ids = np.asarray(ids, np.int64)
-        gram_order = np.asarray([len(g) - 1 for g in ngrams], np.int64)
+        """Vectorized: tokens -> ids; every n-gram window -> a row of ids; unique rows."""
+        vocab: dict[str, int] = {}
+        token_lists = [s.split() for s in sentences]
+        lengths = np.asarray([len(t) for t in token_lists], np.int64)
+        flat = np.asarray([vocab.setdefault(w, len(vocab)) for t in token_lists for w in t],
+                          np.int64)
+        sent_of_tok = np.repeat(np.arange(len(sentences), dtype=np.int64), lengths)
+        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths,
+                                                              lengths)
+        rows, sents = [], []
+        for k in range(1, n + 1):
+            ok = pos + k <= lengths[sent_of_tok]  # window of k tokens fits in the sentence
+            starts = np.flatnonzero(ok)
+            row = np.full((len(starts), MAX_N), -1, np.int64)
+            for j in range(k):
+                row[:, j] = flat[starts + j]
+            rows.append(row)
+            sents.append(sent_of_tok[starts])
+        grams = np.concatenate(rows) if rows else np.zeros((0, MAX_N), np.int64)
+        sent = np.concatenate(sents) if sents else np.zeros((0,), np.int64)
+        base = len(vocab) + 1
+        if len(grams) and base ** MAX_N < 2**62:
+            # One int64 per n-gram (ids + 1 in base |V| + 1): a 1-D unique is much faster.
+            code = np.zeros(len(grams), np.int64)
+            for j in range(MAX_N):
+                code = code * base + (grams[:, j] + 1)
+            _, first, gram_id = np.unique(code, return_index=True, return_inverse=True)
+            gram_words = grams[first]
+        elif len(grams):
+            gram_words, gram_id = np.unique(grams, axis=0, return_inverse=True)
+            gram_id = gram_id.reshape(-1)
+        else:
+            gram_words, gram_id = np.zeros((0, MAX_N), np.int64), np.zeros((0,), np.int64)
+        key = sent * max(len(gram_words), 1) + gram_id
+        ukey, counts = np.unique(key, return_counts=True)  # sorted: by sentence, then n-gram
+        ent_sent = ukey // max(len(gram_words), 1)
+        ngram_ids = ukey % max(len(gram_words), 1)
+        offsets = np.zeros(len(sentences) + 1, np.int64)
+        offsets[1:] = np.cumsum(np.bincount(ent_sent, minlength=len(sentences)))
+        orders = ((gram_words >= 0).sum(axis=1) - 1) if len(gram_words) else \
+            np.zeros((0,), np.int64)
         return cls(
-            offsets=np.asarray(offsets, np.int64),
-            ngram_ids=ngram_ids,
-            counts=np.asarray(counts, np.float64),
-            orders=gram_order[ngram_ids] if len(ngram_ids) else np.zeros((0,), np.int64),
-            lengths=np.asarray(lengths, np.int64),
-            ngrams=ngrams,
+            offsets=offsets, ngram_ids=ngram_ids.astype(np.int64),
+            counts=counts.astype(np.float64), orders=orders[ngram_ids].astype(np.int64),
+            lengths=lengths, gram_words=gram_words, words=list(vocab),
         )
 
 

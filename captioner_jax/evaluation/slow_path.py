@@ -36,8 +36,13 @@ def _garbage_fn(version: str, seed: int):
 def slow_score_captions(
     sub: Submission, files: Sequence[dict[str, ReferenceVideo]], *, version: str = "2018",
     tious: Sequence[float] = DEFAULT_TIOUS, max_proposals: int = 1000, seed: int = 0,
+    coco_meteor=None,
 ) -> dict:
-    """Same output layout as `dense_captioning.score_captions`."""
+    """Same output layout as `dense_captioning.score_captions`.
+
+    coco_meteor: an existing pycocoevalcap `Meteor()` to reuse (tests share one); by default
+    a new one is started, as the official script does.
+    """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
@@ -46,8 +51,8 @@ def slow_score_captions(
 
     garbage = _garbage_fn(version, seed)
     tokenizer = PTBTokenizer()
-    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]), (Meteor(), "METEOR"),
-               (Rouge(), "ROUGE_L"), (Cider(), "CIDEr")]
+    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]),
+               (coco_meteor or Meteor(), "METEOR"), (Rouge(), "ROUGE_L"), (Cider(), "CIDEr")]
     gt_vids = sorted(set().union(*[f.keys() for f in files]))
     preds = {v: p.capped(max_proposals) for v, p in sub.videos.items()}
     out: dict = {"per_tiou": {}}

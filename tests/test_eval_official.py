@@ -1,0 +1,162 @@
+"""The evaluator against the official code, on real ActivityNet Captions annotations.
+
+Golden numbers below were produced by running the reference code itself (PDVC
+densevid_eval3 `evaluate2018.py` / `evaluate2021.py` with `-v`, fujiso/SODA v1.1 called as
+PDVC's `eval_soda.py` does, PDVC `eval_para.py`; pip pycocoevalcap 1.2, Java 17) on the
+submission that `make_submission(r1, seed=3, proposals_per_video=8)` generates for the first
+24 val_1 videos (sorted ids) that have an ae-val paragraph, against val_1 + val_2 restricted to
+those videos. The 2021 run draws its garbage strings unseeded; its output is deterministic.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from captioner_jax.evaluation import evaluate_submission, get_meteor, ptb_tokenize
+from captioner_jax.evaluation.slow_path import slow_score_captions
+from captioner_jax.evaluation.submission import load_references, load_submission
+from captioner_jax.evaluation.synthetic_submission import make_submission
+from captioner_jax.evaluation.text import preprocess_captions
+
+GOLDEN_2018 = {
+    "Bleu_1": 0.3331653669617752, "Bleu_2": 0.298290372935077, "Bleu_3": 0.28130839591970197,
+    "Bleu_4": 0.2692308593419594, "METEOR": 0.21963171868015605, "ROUGE_L": 0.32929486623060794,
+    "CIDEr": 2.453876208172611, "Recall": 0.7169766865079364, "Precision": 0.5989583333333334,
+}
+GOLDEN_2021 = {
+    "Bleu_1": 0.33216611972315385, "Bleu_2": 0.29806624629533773, "Bleu_3": 0.28118205773333194,
+    "Bleu_4": 0.2691379735857488, "METEOR": 0.24008098891979746, "ROUGE_L": 0.32336103845634256,
+    "CIDEr": 2.4423828189150965, "Recall": 0.7169766865079364, "Precision": 0.5989583333333334,
+}
+GOLDEN_SODA_C = 0.16295948  # per file [P, R, F1] averaged: [0.11966047, 0.27225415, 0.16295948]
+GOLDEN_PARA = {
+    "para_Bleu_1": 0.44092465753405785, "para_Bleu_2": 0.38171124793163164,
+    "para_Bleu_3": 0.3480358339790312, "para_Bleu_4": 0.32347684379507946,
+    "para_METEOR": 0.378935165396735, "para_ROUGE_L": 0.453356650263468,
+    "para_CIDEr": 0.11454588654145464,
+}
+
+
+@pytest.fixture(scope="module")
+def real(shared_data):
+    d = shared_data / "activitynet_captions"
+    v1 = json.loads((d / "val_1.json").read_text())
+    v2 = json.loads((d / "val_2.json").read_text())
+    p1 = json.loads((d / "para" / "anet_entities_val_1_para.json").read_text())
+    p2 = json.loads((d / "para" / "anet_entities_val_2_para.json").read_text())
+    return v1, v2, p1, p2
+
+
+@pytest.fixture(scope="module")
+def golden_case(real):
+    v1, v2, p1, p2 = real
+    vids = [v for v in sorted(v1) if v in p1 or v in p2][:24]
+    r1 = {v: v1[v] for v in vids}
+    r2 = {v: v2[v] for v in vids if v in v2}
+    paras = [{v: p1[v] for v in vids if v in p1}, {v: p2[v] for v in vids if v in p2}]
+    return make_submission(r1, seed=3, proposals_per_video=8), [r1, r2], paras
+
+
+@pytest.fixture(scope="module")
+def coco_meteor():
+    """pycocoevalcap's own `Meteor` wrapper code, talking to our already running jar.
+
+    Starting a second JVM would double the test's cost; what is compared is the wrapper's
+    request/response code path against ours, on the same jar and flags.
+    """
+    import threading
+
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    class SharedJarMeteor(Meteor):
+        def __init__(self, proc):  # no new process
+            self.meteor_p = proc
+            self.lock = threading.Lock()
+
+        def __del__(self):  # the jar belongs to get_meteor(); do not kill it
+            pass
+
+    meteor = get_meteor()
+    with meteor._lock:
+        return SharedJarMeteor(meteor._proc)
+
+
+def test_ptb_tokenize_observed_example_and_pycocoevalcap():
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    example = "A MAN (in red) says: \u201chello\u201d -- caf\u00e9, na\u00efve! Isn't it?"
+    sentences = [example, "", " The man's dog isn't\nhere. ", "abc123!@#", ". . .", "A, B; c!"]
+    got = preprocess_captions(sentences)
+    assert got[0] == "a man -lrb- in red -rrb- says hello caf na ve is n't it"
+    assert got[1] == "" and got[3] == "abc123!@#"
+    from captioner_jax.evaluation.text import remove_nonascii
+
+    want = PTBTokenizer().tokenize(
+        {i: [{"caption": remove_nonascii(s)}] for i, s in enumerate(sentences)})
+    assert got == [want[i][0] for i in range(len(sentences))]
+    assert ptb_tokenize([]) == []
+
+
+def test_meteor_agrees_with_pycocoevalcap_wrapper(coco_meteor):
+    hyps = ["a man is playing the guitar", "", "the dogs run  on the field",
+            "a woman ||| is talking", "abc123"]
+    refs = [["a man plays a guitar"], ["a man"], ["a dog is running in a field"],
+            ["a woman is speaking to the camera"], ["abc123!@#"]]
+    gts = {i: r for i, r in enumerate(refs)}
+    res = {i: [h] for i, h in enumerate(hyps)}
+    want_agg, want_seg = coco_meteor.compute_score(gts, res)
+    meteor = get_meteor()
+    np.testing.assert_allclose(meteor.pair_scores(hyps, refs), want_seg, rtol=1e-12)
+    assert meteor.aggregate(hyps, refs) == pytest.approx(want_agg, rel=1e-12)
+    # The aggregate is not the mean of the segment scores.
+    assert meteor.aggregate(hyps[:2], refs[:2]) != pytest.approx(np.mean(want_seg[:2]))
+
+
+@pytest.mark.parametrize("version, golden", [("2018", GOLDEN_2018), ("latest", GOLDEN_2021)])
+def test_equals_official_script(golden_case, version, golden):
+    sub, refs, _ = golden_case
+    out = evaluate_submission(sub, refs, version=version)
+    for key, value in golden.items():
+        assert out[key] == pytest.approx(100 * value, abs=5e-5), key
+    assert out["num_videos"] == 24
+
+
+def test_soda_and_paragraph_equal_reference_code(golden_case):
+    sub, refs, paras = golden_case
+    out = evaluate_submission(sub, refs, tious=(0.5,), soda=True, para_references=paras)
+    assert out["SODA_c"] == pytest.approx(100 * GOLDEN_SODA_C, abs=5e-5)
+    for key, value in GOLDEN_PARA.items():
+        assert out[key] == pytest.approx(100 * value, abs=5e-5), key
+
+
+def test_fast_path_equals_slow_path_on_real_annotations(real, coco_meteor):
+    """Other videos, other seed, 'latest' (slow path draws one garbage string per pair)."""
+    v1, v2, _, _ = real
+    vids = sorted(v1)[1000:1020]
+    files = [{v: v1[v] for v in vids}, {v: v2[v] for v in vids if v in v2}]
+    sub_dict = make_submission(files[0], seed=5, proposals_per_video=7)
+    sub = load_submission(sub_dict)
+    refs, _ = load_references(files)
+    tious = (0.3, 0.7)
+    fast = evaluate_submission(sub_dict, files, version="latest", tious=tious)
+    slow = slow_score_captions(sub, refs, version="latest", tious=tious, coco_meteor=coco_meteor)
+    for t in tious:
+        for key, value in slow["per_tiou"][t].items():
+            assert fast["per_tiou"][t][key] == pytest.approx(value, abs=1e-7), (t, key)
+    assert fast["METEOR"] > 0 and fast["CIDEr"] > 0
+
+
+def test_gt_proposal_mode_both_versions_agree(real, shared_data):
+    """Captions for the reference segments: P = R = 100 and no garbage pair, so 2018 = latest."""
+    v1, v2, _, _ = real
+    bmt = json.loads((shared_data / "activitynet_captions" / "predictions"
+                      / "bmt_captioning_results_val_1_e26.json").read_text())
+    vids = sorted(v for v in bmt["results"] if v in v1)[:15]
+    sub = {**bmt, "results": {v: bmt["results"][v] for v in vids}}
+    refs = [{v: v1[v] for v in vids}]
+    a = evaluate_submission(sub, refs, version="2018")
+    b = evaluate_submission(sub, refs, version="latest")
+    assert a["Recall"] == pytest.approx(100.0) and a["Precision"] == pytest.approx(100.0)
+    for key in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
+        assert a[key] == pytest.approx(b[key], abs=1e-9), key
+    assert 0 < a["METEOR"] < 100
