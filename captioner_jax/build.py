@@ -109,6 +109,17 @@ def video_id_table(videos: dict[str, VideoCaptions], limit: int = 0) -> list[str
     return ids[:limit] if limit and limit > 0 else ids
 
 
+def make_mesh(config):
+    """The configured mesh over the first `config.num_devices` devices (0 = all)."""
+    import jax
+
+    from data_prep.infra import mesh as mesh_lib
+
+    devices = jax.devices()
+    n = int(config.get("num_devices", 0) or len(devices))
+    return mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh), devices=devices[:n])
+
+
 def count_params(params) -> int:
     import jax
 

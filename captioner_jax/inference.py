@@ -162,7 +162,7 @@ def run(config, workdir: str) -> dict:
     videos = build.read_split(split_path)
     video_ids = build.video_id_table(videos, int(config.data.get("max_val_videos", 0)))
     loader = build.feature_loader(config.data)
-    mesh = mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh))
+    mesh = build.make_mesh(config)
     model = build.build_model(config.model, vocab.size + 1)
     params, which, step = restore_params(workdir)
     params = jax.device_put(params, mesh_lib.replicated(mesh))

@@ -33,12 +33,6 @@ from data_prep.infra.progress import Progress, check_finite
 log = logging.getLogger(__name__)
 
 
-def _mesh(config):
-    devices = jax.devices()
-    n = int(config.get("num_devices", 0) or len(devices))
-    return mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh), devices=devices[:n])
-
-
 def _train_ids(loader, videos, workdir, zero_fill: bool, what: str) -> list[str]:
     ids = list(videos)
     missing = loader.find_missing(ids)
@@ -72,7 +66,7 @@ def run(config, workdir: str) -> dict:
     feature_dim = loader.load(train_ids[0]).shape[1]
 
     # ------------------------------------------------------------------ mesh, model, state
-    mesh = _mesh(config)
+    mesh = build.make_mesh(config)
     global_batch = int(config.data.batch_size)
     if global_batch % jax.process_count():
         raise ValueError(f"batch {global_batch} not divisible by {jax.process_count()} hosts")

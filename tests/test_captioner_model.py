@@ -12,8 +12,10 @@ B, T, C, V = 2, 20, 12, 30
 
 @pytest.fixture(scope="module")
 def tiny():
+    # 3 levels / 1 encoder layer keep compilation short; 2 decoder layers for refinement.
     model = PDVC(vocab_size=V, hidden_dim=32, num_heads=4, ffn_dim=32, num_queries=5,
-                 rnn_size=32, word_dim=16, att_hid=16)
+                 rnn_size=32, word_dim=16, att_hid=16, num_levels=3, cap_levels=3,
+                 enc_layers=1)
     rng = np.random.default_rng(0)
     feats = jnp.asarray(rng.normal(size=(B, T, C)), jnp.float32)
     valid = jnp.ones((B, T), bool)
@@ -31,7 +33,7 @@ def test_forward_shapes_and_refinement(tiny):
     assert out["logits"].shape == (2, B, 5)
     assert out["counts"].shape == (2, B, 11)
     assert out["boxes"].shape == (2, B, 5, 2)
-    assert out["memory"].shape == (B, 20 + 10 + 5 + 3, 32)
+    assert out["memory"].shape == (B, 20 + 10 + 5, 32)
     # Layer 0 refines a 1-d (centre) reference, later layers the previous layer's box.
     assert out["caption_refs"][0].shape == (B, 5, 1)
     np.testing.assert_allclose(out["caption_refs"][1], out["boxes"][0], rtol=1e-6)
