@@ -46,7 +46,7 @@ class RecordSubset(ClipShardSource):
     Lets the data layer's sliding-window pipeline run over the videos still to do.
     """
 
-    def __init__(self, base: ClipShardSource, indices):  # noqa: D107 (no super().__init__)
+    def __init__(self, base: ClipShardSource, indices):  # a view: no super().__init__
         self._base = base
         self._indices = [int(i) for i in indices]
         self.shard_paths = base.shard_paths
@@ -142,10 +142,17 @@ def run(config, workdir: str) -> dict:
     fn = make_extract_fn(model, mesh)
 
     source = ClipShardSource(resolve_shards(config.shards))
-    todo = [i for i, v in enumerate(source.video_ids)
+    first_of: dict[str, int] = {}
+    for i, v in enumerate(source.video_ids):
+        first_of.setdefault(v, i)
+    duplicates = len(source) - len(first_of)
+    if duplicates:
+        log.warning("%d records repeat a video id of an earlier record; only the first "
+                    "record of each video is extracted", duplicates)
+    todo = [i for v, i in first_of.items()
             if not os.path.exists(os.path.join(out_dir, f"{v}.npy"))]
-    log.info("%d videos, %d already extracted, %d to do", len(source),
-             len(source) - len(todo), len(todo))
+    log.info("%d videos, %d already extracted, %d to do", len(first_of),
+             len(first_of) - len(todo), len(todo))
     per_host_bs = int(config.batch_size) // jax.process_count()
     total_clips = sum(num_sliding_clips(int(source.num_frames[i]), config.clip_length,
                                         config.stride) for i in todo)
@@ -177,11 +184,12 @@ def run(config, workdir: str) -> dict:
                     failed.append({"video_id": vid, "error": f"{type(e).__name__}: {e}"})
     progress.update(counters["steps"], force=True)
 
-    summary = {"num_videos": len(source), "extracted_now": counters["done"],
+    summary = {"num_videos": len(first_of), "duplicate_records": duplicates,
+               "extracted_now": counters["done"],
                "clips_now": counters["clips"], "failed": len(failed)}
     if jax.process_index() == 0:
         write_json_atomic(os.path.join(workdir, "failed.json"), failed)
-        done_ids = [v for v in source.video_ids
+        done_ids = [v for v in first_of
                     if os.path.exists(os.path.join(out_dir, f"{v}.npy"))]
         write_collections(workdir, out_dir, done_ids, config.get("gvf_poolings", ("max",)))
         summary["num_with_features"] = len(done_ids)
@@ -197,12 +205,16 @@ def write_collections(workdir: str, out_dir: str, video_ids, poolings) -> None:
     """features.h5 (TSP layout) and gvf_<pooling>.h5 from the per-video .npy files."""
     tmp = os.path.join(workdir, f"features.h5.tmp-{os.getpid()}")
     gvf = {p: {} for p in poolings}
-    with h5py.File(tmp, "w") as f:
-        for vid in video_ids:
-            feats = np.load(os.path.join(out_dir, f"{vid}.npy"))
-            f.create_dataset(vid, data=feats)
-            for p in poolings:
-                gvf[p][vid] = pool_features(feats, p)
-    os.replace(tmp, os.path.join(workdir, "features.h5"))
+    try:
+        with h5py.File(tmp, "w") as f:
+            for vid in video_ids:
+                feats = np.load(os.path.join(out_dir, f"{vid}.npy"))
+                f.create_dataset(vid, data=feats)
+                for p in poolings:
+                    gvf[p][vid] = pool_features(feats, p)
+        os.replace(tmp, os.path.join(workdir, "features.h5"))
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     for p in poolings:
         write_gvf(os.path.join(workdir, f"gvf_{p}.h5"), gvf[p])
