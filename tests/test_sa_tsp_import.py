@@ -4,10 +4,7 @@ The reference below re-implements the torchvision VideoResNet forward pass (eval
 numpy directly on the PyTorch layout (N, C, T, H, W) and PyTorch weight shapes, sharing no
 code with the Flax model or the importer.
 """
-import os
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -169,24 +166,93 @@ def test_mismatched_head_keeps_init_and_roundtrip(tmp_path, clips):
         import_torch.merge_into(jax.eval_shape(bad.init, jax.random.key(0), clips), variables)
 
 
-@pytest.mark.skipif(os.environ.get("SA_TSP_TORCH_PARITY") != "1",
-                    reason="torch parity runs only with SA_TSP_TORCH_PARITY=1 and torch")
-def test_torchvision_r2plus1d_18_parity():
-    torch = pytest.importorskip("torch")
-    tvm = pytest.importorskip("torchvision.models.video")
-    net = tvm.r2plus1d_18(num_classes=5).eval()
-    for m in net.modules():  # TSP BN settings
+def _torch_r2plus1d(torch, rule="tsp"):
+    """The TSP/torchvision module tree in plain torch.nn (real key names), TSP BN settings."""
+    nn = torch.nn
+    bn = lambda c: nn.BatchNorm3d(c, eps=1e-3, momentum=0.9)
+
+    def conv2plus1d(i, o, m, s):
+        return nn.Sequential(nn.Conv3d(i, m, (1, 3, 3), (1, s, s), (0, 1, 1), bias=False), bn(m),
+                             nn.ReLU(), nn.Conv3d(m, o, (3, 1, 1), (s, 1, 1), (1, 0, 0),
+                                                  bias=False))
+
+    class Block(nn.Module):
+        def __init__(self, i, o, s):
+            super().__init__()
+            m1 = _mid(i, o)
+            m2 = m1 if rule == "torchvision" else _mid(o, o)
+            self.conv1 = nn.Sequential(conv2plus1d(i, o, m1, s), bn(o), nn.ReLU())
+            self.conv2 = nn.Sequential(conv2plus1d(o, o, m2, 1), bn(o))
+            self.downsample = (nn.Sequential(nn.Conv3d(i, o, 1, s, bias=False), bn(o))
+                               if s != 1 or i != o else None)
+
+        def forward(self, x):
+            short = x if self.downsample is None else self.downsample(x)
+            return torch.relu(self.conv2(self.conv1(x)) + short)
+
+    class Features(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(
+                nn.Conv3d(3, STEM, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), bn(STEM),
+                nn.ReLU(), nn.Conv3d(STEM, WIDTHS[0], (3, 1, 1), 1, (1, 0, 0), bias=False),
+                bn(WIDTHS[0]), nn.ReLU())
+            cin = WIDTHS[0]
+            for li, (blocks, w) in enumerate(zip(STAGES, WIDTHS), start=1):
+                layer = []
+                for b in range(blocks):
+                    layer.append(Block(cin, w, 2 if (li > 1 and b == 0) else 1))
+                    cin = w
+                setattr(self, f"layer{li}", nn.Sequential(*layer))
+
+        def forward(self, x):
+            x = self.stem(x)
+            for li in range(1, 5):
+                x = getattr(self, f"layer{li}")(x)
+            return x.mean(dim=(2, 3, 4))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = Features()
+
+        def forward(self, x):
+            return self.features(x)
+
+    torch.manual_seed(0)
+    net = Net()
+    for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm3d):
-            m.eps = 1e-3
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    sd = {k: v.numpy() for k, v in net.state_dict().items()}
-    variables, cfg, _ = import_torch.convert_state_dict(sd)
-    model = SATSPModel(R2Plus1D(**cfg), num_actions=5, num_regions=0)
-    x = np.random.default_rng(0).normal(size=(1, 8, 56, 56, 3)).astype(np.float32)
-    target = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(x))
-    merged, _ = import_torch.merge_into(target, variables)
-    ours = np.asarray(jax.jit(model.apply)(merged, x)["action_logits"])
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+    return net
+
+
+@pytest.mark.parametrize("rule", ["tsp", "torchvision"])
+def test_torch_parity_eval_and_train_mode(clips, rule):
+    """Runs only where torch is importable (not a project requirement)."""
+    torch = pytest.importorskip("torch")
+    net = _torch_r2plus1d(torch, rule)
+    sd = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    variables, cfg, unused = import_torch.convert_state_dict(sd)
+    assert unused == [] and cfg["midplane_rule"] == rule
+    model = R2Plus1D(**cfg)
+    v = {"params": variables["params"]["backbone"],
+         "batch_stats": variables["batch_stats"]["backbone"]}
+    x_torch = torch.from_numpy(clips.transpose(0, 4, 1, 2, 3).copy())
     with torch.no_grad():
-        theirs = net(torch.from_numpy(x.transpose(0, 4, 1, 2, 3))).numpy()
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+        net.eval()
+        want_eval = net(x_torch).numpy()
+        net.train()
+        want_train = net(x_torch).numpy()  # also updates the running statistics
+    got_eval = jax.jit(lambda v, x: model.apply(v, x, train=False))(v, clips)
+    got_train, updates = jax.jit(
+        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(v, clips)
+    np.testing.assert_allclose(np.asarray(got_eval), want_eval, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got_train), want_train, rtol=1e-4, atol=1e-4)
+    new_sd = {k: t.numpy() for k, t in net.state_dict().items()}
+    new_vars, _, _ = import_torch.convert_state_dict(new_sd)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 jax.device_get(updates["batch_stats"]), new_vars["batch_stats"]["backbone"])
