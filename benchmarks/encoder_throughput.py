@@ -141,10 +141,10 @@ def main(argv=None) -> None:
         r["extract_mfu"] = r["extract_flops_per_s"] / peak
         r["matmul_peak_flops_per_s"] = peak
         rows.append(r)
-        print(f"{r['variant']:>12} {r['dtype']}: train {r['train_clips_per_s']:8.1f} clips/s "
+        print(f"{r['variant']:>12} {r['dtype']}: train {r['train_clips_per_s']:8.2f} clips/s "
               f"(batch {tb}, {r['train_flops_per_clip'] / 1e9:.1f} GFLOP/clip, "
               f"MFU {100 * r['train_mfu']:.1f}%, compile {r['compile_train_s']:.0f} s) | "
-              f"extract {r['extract_clips_per_s']:8.1f} clips/s (batch {eb}, "
+              f"extract {r['extract_clips_per_s']:8.2f} clips/s (batch {eb}, "
               f"{r['fwd_flops_per_clip'] / 1e9:.1f} GFLOP/clip, "
               f"MFU {100 * r['extract_mfu']:.1f}%)")
     if args.json:

@@ -166,6 +166,8 @@ def load_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
         import torch  # optional dependency, imported lazily
     except ImportError as e:
         raise ImportError("reading .pth files needs torch (`pip install torch`)") from e
+    # TSP checkpoints pickle an argparse Namespace (`args`), which weights_only=True rejects;
+    # only load files you trust.
     obj = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]
@@ -222,14 +224,14 @@ def main(argv=None) -> None:
     if unused:
         logging.warning("%s: %d keys not imported: %s", args.checkpoint, len(unused), unused)
     save_variables(args.out_dir, variables, cfg)
-    n = sum(int(np.prod(x.shape)) for x in jax_leaves(variables["params"]))
+    n = _count(variables["params"])
     logging.info("imported %s (%s, %d params) -> %s", args.checkpoint, cfg, n, args.out_dir)
 
 
-def jax_leaves(tree) -> list:
-    import jax
-
-    return jax.tree.leaves(tree)
+def _count(tree) -> int:
+    if isinstance(tree, Mapping):
+        return sum(_count(v) for v in tree.values())
+    return int(np.prod(np.shape(tree)))
 
 
 if __name__ == "__main__":
