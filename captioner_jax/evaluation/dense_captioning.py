@@ -23,6 +23,7 @@ import logging
 import random
 import string
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,24 @@ def _collect(
     return _Pairs(cat(groups), cat(hyps), cat(refs)), list(texts), precision, recall
 
 
+def _meteor_per_group(
+    meteor: MeteorProcess, hyps: list[str], refs: list[list[str]], inst_to_uniq: np.ndarray,
+    group: np.ndarray, present: np.ndarray,
+) -> np.ndarray:
+    """Jar statistics of each distinct pair, then one `EVAL` per group of its pairs' statistics
+    in pair order; returns the jar's aggregate per group in `present` (sorted group ids)."""
+    stats_u = meteor.stats(hyps, refs)
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], present, side="left")
+    ends = np.r_[bounds[1:], len(order)]
+    # A video's pair list is often the same at several thresholds: evaluate each list once.
+    keys = [tuple(inst_to_uniq[order[b:e]].tolist()) for b, e in zip(bounds, ends)]
+    distinct = list(dict.fromkeys(keys))
+    aggregates = meteor.evaluate([[stats_u[j] for j in key] for key in distinct])
+    value = {key: agg for key, (_, agg) in zip(distinct, aggregates)}
+    return np.asarray([value[key] for key in keys], np.float64)
+
+
 def score_captions(
     sub: Submission, files: Sequence[dict[str, ReferenceVideo]], *, version: str = "2018",
     tious: Sequence[float] = DEFAULT_TIOUS, max_proposals: int = 1000,
@@ -126,26 +145,26 @@ def score_captions(
         num_tok = len(tok_texts)
         uniq, inst_to_uniq = np.unique(hyp_t * num_tok + ref_t, return_inverse=True)
         u_hyp, u_ref = uniq // num_tok, uniq % num_tok
-        table = NgramTable.build(tok_texts)
-        bleu_u = bleu_pair_stats(table, u_hyp, u_ref)
-        rouge_u = rouge_l_scores([tok_texts[i] for i in u_hyp], [[tok_texts[i]] for i in u_ref])
         meteor = meteor or get_meteor()
-        stats_u = meteor.stats([tok_texts[i] for i in u_hyp], [[tok_texts[i]] for i in u_ref])
-        cider_i = grouped_cider(table, hyp_t, ref_t, pairs.group, num_t * num_v)
-        # Per group: BLEU from summed stats, ROUGE-L / CIDEr means, METEOR jar aggregate.
         present = np.unique(pairs.group)
-        per_video[:, :4] = grouped_bleu(bleu_u[inst_to_uniq], pairs.group, num_t * num_v)
-        count = np.bincount(pairs.group, minlength=num_t * num_v)
-        safe = np.maximum(count, 1)
-        per_video[:, 5] = np.bincount(pairs.group, rouge_u[inst_to_uniq], num_t * num_v) / safe
-        per_video[:, 6] = np.bincount(pairs.group, cider_i, num_t * num_v) / safe
-        order = np.argsort(pairs.group, kind="stable")
-        bounds = np.searchsorted(pairs.group[order], present, side="left")
-        ends = np.r_[bounds[1:], len(order)]
-        eval_groups = [[stats_u[j] for j in inst_to_uniq[order[b:e]]]
-                       for b, e in zip(bounds, ends)]
-        for g, (_, agg) in zip(present, meteor.evaluate(eval_groups)):
-            per_video[g, 4] = agg
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The jar works in its own process: let it score while numpy does the rest.
+            meteor_future = pool.submit(
+                _meteor_per_group, meteor, [tok_texts[i] for i in u_hyp],
+                [[tok_texts[i]] for i in u_ref], inst_to_uniq, pairs.group, present)
+            table = NgramTable.build(tok_texts)
+            bleu_u = bleu_pair_stats(table, u_hyp, u_ref)
+            rouge_u = rouge_l_scores([tok_texts[i] for i in u_hyp],
+                                     [[tok_texts[i]] for i in u_ref])
+            cider_i = grouped_cider(table, hyp_t, ref_t, pairs.group, num_t * num_v)
+            # Per group: BLEU from summed stats, ROUGE-L / CIDEr means, METEOR jar aggregate.
+            per_video[:, :4] = grouped_bleu(bleu_u[inst_to_uniq], pairs.group, num_t * num_v)
+            count = np.bincount(pairs.group, minlength=num_t * num_v)
+            safe = np.maximum(count, 1)
+            per_video[:, 5] = np.bincount(pairs.group, rouge_u[inst_to_uniq],
+                                          num_t * num_v) / safe
+            per_video[:, 6] = np.bincount(pairs.group, cider_i, num_t * num_v) / safe
+            per_video[present, 4] = meteor_future.result()
         per_video[count == 0] = 0.0
     per_video = per_video.reshape(num_t, num_v, len(CAPTION_METRICS))
     per_tiou_values = per_video.mean(axis=1) if num_v else np.zeros((num_t, 7))
