@@ -160,3 +160,51 @@ def test_gt_proposal_mode_both_versions_agree(real, shared_data):
     for key in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
         assert a[key] == pytest.approx(b[key], abs=1e-9), key
     assert 0 < a["METEOR"] < 100
+
+
+def test_cli_and_launch_stage_write_the_same_numbers(golden_case, tmp_path, capsys):
+    import ml_collections
+
+    from captioner_jax.evaluate import main as cli_main
+    from captioner_jax.evaluation.stage import run as stage_run
+    from configs.evaluate import get_config
+
+    sub, refs, _ = golden_case
+    paths = []
+    for name, obj in [("sub", sub), ("r1", refs[0]), ("r2", refs[1])]:
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(obj))
+    out_json = tmp_path / "cli.json"
+    rc = cli_main(["--submission", str(paths[0]), "--references", str(paths[1]), str(paths[2]),
+                   "--tious", "0.3", "0.5", "0.7", "0.9", "--json", str(out_json)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "average" in printed and f"{100 * GOLDEN_2018['METEOR']:.4f}" in printed
+    cli = json.loads(out_json.read_text())
+    assert cli["METEOR"] == pytest.approx(100 * GOLDEN_2018["METEOR"], abs=5e-5)
+    assert set(cli["per_tiou"]) == {"0.3", "0.5", "0.7", "0.9"}
+
+    config = get_config("version=2018")
+    assert isinstance(config, ml_collections.ConfigDict) and config.stage == "evaluate"
+    with config.unlocked():
+        config.submission = str(paths[0])
+        config.references = [str(paths[1]), str(paths[2])]
+    result = stage_run(config, str(tmp_path))
+    assert result["CIDEr"] == pytest.approx(cli["CIDEr"], abs=1e-9)
+    assert json.loads((tmp_path / "eval_results.json").read_text())["CIDEr"] == cli["CIDEr"]
+    # A bad submission: exit status 2 and a message naming the video.
+    paths[0].write_text(json.dumps({"results": {"v_x": [{"sentence": 1, "timestamp": [0, 1]}]}}))
+    assert cli_main(["--submission", str(paths[0]), "--references", str(paths[1])]) == 2
+    assert "video 'v_x', entry 0" in capsys.readouterr().err
+
+
+def test_soda_empty_list_counts_zero_unpredicted_is_ignored():
+    refs = {"v_a": {"timestamps": [[0, 10], [10, 20]],
+                    "sentences": ["A man plays guitar.", "He stops playing."]},
+            "v_b": {"timestamps": [[1, 8]], "sentences": ["A dog runs on the grass."]}}
+    preds = [{"sentence": "a dog runs on grass", "timestamp": [1, 7]},
+             {"sentence": "a dog", "timestamp": [0, 9]}]
+    only_b = evaluate_submission({"results": {"v_b": preds}}, refs, soda=True)
+    with_empty_a = evaluate_submission({"results": {"v_b": preds, "v_a": []}}, refs, soda=True)
+    assert 0 < only_b["SODA_c"] <= 100
+    assert with_empty_a["SODA_c"] == pytest.approx(only_b["SODA_c"] / 2)
