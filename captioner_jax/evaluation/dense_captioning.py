@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import string
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,8 +137,12 @@ def score_captions(
     pairs, texts, precision, recall = _collect(
         gt_vids, files, sub, tious, max_proposals, garbage_reference(version))
     per_video = np.zeros((num_t * num_v, len(CAPTION_METRICS)))
+    log.info("%d caption pairs over %d videos x %d tIoUs, %d distinct sentences",
+             len(pairs.group), num_v, num_t, len(texts))
     if len(pairs.group):
+        start = time.perf_counter()
         tokens = ptb_tokenize(texts)
+        log.info("PTB-tokenized %d sentences in %.1f s", len(texts), time.perf_counter() - start)
         tok_index: dict[str, int] = {}
         tok_of_sid = np.asarray([tok_index.setdefault(t, len(tok_index)) for t in tokens])
         tok_texts = list(tok_index)
@@ -164,7 +169,10 @@ def score_captions(
             per_video[:, 5] = np.bincount(pairs.group, rouge_u[inst_to_uniq],
                                           num_t * num_v) / safe
             per_video[:, 6] = np.bincount(pairs.group, cider_i, num_t * num_v) / safe
+            log.info("BLEU / ROUGE-L / CIDEr-D of %d distinct pairs done after %.1f s; "
+                     "waiting for METEOR", len(uniq), time.perf_counter() - start)
             per_video[present, 4] = meteor_future.result()
+            log.info("METEOR done after %.1f s", time.perf_counter() - start)
         per_video[count == 0] = 0.0
     per_video = per_video.reshape(num_t, num_v, len(CAPTION_METRICS))
     per_tiou_values = per_video.mean(axis=1) if num_v else np.zeros((num_t, 7))

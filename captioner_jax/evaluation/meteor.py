@@ -30,9 +30,14 @@ METEOR_CMD = ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-
 
 
 def score_line(hypothesis: str, references: Sequence[str]) -> str:
-    """The `SCORE` request pycocoevalcap's `Meteor._stat` sends for one pair."""
+    """The `SCORE` request pycocoevalcap's `Meteor._stat` sends for one pair.
+
+    Line breaks would split the request and desynchronise the protocol (pycocoevalcap never
+    receives any: its inputs are PTB-tokenized); we turn them into spaces.
+    """
     hypothesis = hypothesis.replace("|||", "").replace("  ", " ")
-    return " ||| ".join(("SCORE", " ||| ".join(references), hypothesis))
+    line = " ||| ".join(("SCORE", " ||| ".join(references), hypothesis))
+    return line.replace("\n", " ").replace("\r", " ") if "\n" in line or "\r" in line else line
 
 
 class MeteorProcess:
