@@ -175,7 +175,8 @@ def run(config, workdir: str) -> dict:
                 best_ckpt.save(step, {"params": state["params"]}, force=True)
                 best_ckpt.wait()
                 atomic_write_json(best_path, {"score": score, "step": step, "metrics": flat})
-    ckpt.save(total_steps, state, train_iter, force=True)
+    if ckpt.latest_step() != total_steps:
+        ckpt.save(total_steps, state, train_iter, force=True)
     ckpt.close()
     best_ckpt.close()
     writer.close()
