@@ -60,27 +60,6 @@ def resolve_shards(spec) -> list[str]:
     return paths
 
 
-def overlap_concept_targets(t0, t1, labels, num_concepts, rule=None) -> np.ndarray:
-    """LOCAL FALLBACK (used only while `data_prep.labels.clip_concept_targets` is missing):
-    multi-hot union of the concepts of every captioned event overlapping [t0, t1)."""
-    del rule
-    out = np.zeros(num_concepts, np.float32)
-    for (e0, e1), ids in zip(labels.event_segments, labels.event_concepts):
-        if e0 < t1 and e1 > t0:
-            ids = ids[(ids >= 0) & (ids < num_concepts)]
-            out[ids] = 1.0
-    return out
-
-
-def concept_fn():
-    try:
-        from data_prep.labels import clip_concept_targets
-    except ImportError:
-        log.warning("data_prep.labels.clip_concept_targets missing: using the local fallback")
-        return overlap_concept_targets
-    return clip_concept_targets
-
-
 def build_model(config) -> SATSPModel:
     """The SA-TSP model named by `config.model` (no ConfigDict enters the module)."""
     m = config.model
@@ -188,8 +167,7 @@ def device_batch(host_batch: dict, gvf_table: GvfTable | None, sharding) -> dict
 def evaluate(eval_step, state, config, input_cfg, gvf_table, sharding) -> dict[str, float]:
     """Runs the validation pipeline once (padded batches) and returns the metric dict."""
     ds = tsp_train_dataset(resolve_shards(config.data.val_shards), input_cfg,
-                           seed=config.seed, train=False, num_epochs=1,
-                           concept_fn=concept_fn() if input_cfg.num_concepts else None)
+                           seed=config.seed, train=False, num_epochs=1)
     acc = MetricAccumulator(config.get("concept_threshold", 0.5))
     for i, host_batch in enumerate(ds):
         if config.get("max_eval_batches") and i >= config.max_eval_batches:
@@ -228,8 +206,7 @@ def run(config, workdir: str) -> dict:
                              input_cfg.clips_per_segment)
     steps_per_epoch = max(1, len(table) // global_bs)
     total_steps = int(config.get("total_steps") or round(config.num_epochs * steps_per_epoch))
-    train_ds = tsp_train_dataset(train_source, input_cfg, seed=config.seed, train=True,
-                                 concept_fn=concept_fn() if input_cfg.num_concepts else None)
+    train_ds = tsp_train_dataset(train_source, input_cfg, seed=config.seed, train=True)
     train_iter = iter(train_ds)
     gvf_table = GvfTable(config.gvf_path) if config.model.use_gvf else None
     log.info("train: %d clips/epoch, %d steps/epoch, %d steps, global batch %d",

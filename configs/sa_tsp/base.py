@@ -38,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # data_prep.pipelines.tsp_pipeline.TspInputConfig fields; batch_size is GLOBAL here.
     c.input = ml_collections.ConfigDict(dict(
         batch_size=64, clip_length=16, fps=15.0, clips_per_segment=5, resize=(128, 171),
-        crop=112, num_concepts=1000, concept_rule=ml_collections.FieldReference(None, str),
+        crop=112, num_concepts=1000, concept_rule="any_overlap",
         read_threads=8, prefetch_buffer=8))
 
     c.model = ml_collections.ConfigDict(dict(

@@ -69,7 +69,7 @@ class TspInputConfig:
     mean: tuple[float, float, float] = TSP_MEAN
     std: tuple[float, float, float] = TSP_STD
     num_concepts: int = 0
-    concept_rule: str | None = None
+    concept_rule: str = "any_overlap"
     read_threads: int = 4
     prefetch_buffer: int = 8
 
@@ -211,7 +211,7 @@ def pad_batch(batch: dict, batch_size: int) -> dict:
 
 
 def _default_concept_fn():
-    from data_prep.labels import clip_concept_targets  # written by the labels engineer
+    from data_prep.labels import clip_concept_targets
 
     return clip_concept_targets
 
