@@ -31,6 +31,7 @@ from data_prep.infra import metrics as metrics_lib
 from data_prep.infra.progress import Progress, check_finite
 from data_prep.pipelines.source import ClipShardSource
 from data_prep.pipelines.tsp_pipeline import SegmentClipTable, TspInputConfig, tsp_train_dataset
+from data_prep.text.concepts import ConceptVocab
 from sa_tsp_jax import optim
 from sa_tsp_jax.eval_metrics import MetricAccumulator
 from sa_tsp_jax.gvf import GvfTable
@@ -199,6 +200,9 @@ def run(config, workdir: str) -> dict:
                          f"and {jax.process_count()} hosts")
 
     # --- Input (each host reads its slice; batch_size below is per host).
+    if config.data.get("concept_vocab"):
+        # The concept head is as wide as the text stage's vocabulary, whatever its top-N gave.
+        config.input.num_concepts = ConceptVocab.load(config.data.concept_vocab).size
     input_cfg = TspInputConfig.from_mapping(
         {**dict(config.input), "batch_size": global_bs // jax.process_count()})
     train_source = ClipShardSource(resolve_shards(config.data.train_shards))

@@ -33,6 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.train_shards = ""  # glob, comma list or list of TFRecord shards
     c.data.val_shards = ""
+    # Concept vocabulary of the text_vocab stage; when set, its size is input.num_concepts.
+    c.data.concept_vocab = ""
     c.gvf_path = ""  # HDF5 {video_id: [D]} (sa_tsp_jax/gvf.py); needed iff model.use_gvf
 
     # data_prep.pipelines.tsp_pipeline.TspInputConfig fields; batch_size is GLOBAL here.

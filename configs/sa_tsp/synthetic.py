@@ -9,7 +9,8 @@ write_shards) with concept ids from the text_vocab stage. Switches (comma-separa
   variant=NAME     small (default) | r2plus1d_18 | r2plus1d_34
   gvf=PATH         GVF HDF5 file; without it the region head sees the clip feature only
   objective=NAME   sa_tsp (default) | tsp (beta=0) | action (alpha=beta=0)
-  concepts=N       concept vocabulary size (default 64)
+  concepts=N       concept vocabulary size (default 64), unless concept_vocab= is given
+  concept_vocab=P  concepts.json of the text_vocab stage: sets the size from the file
   steps=N          total steps (default 300)
   runlocal         even smaller: 20 steps, batch 8
 """
@@ -24,6 +25,7 @@ def get_config(arg: str | None = None):
     root = sw.get("root", "runs/synthetic")
     c.data.train_shards = f"{root}/shards/train-*.tfrecord"
     c.data.val_shards = f"{root}/shards/val-*.tfrecord"
+    c.data.concept_vocab = sw.get("concept_vocab", "")
     c.gvf_path = sw.get("gvf", "")
     c.model.use_gvf = bool(c.gvf_path)
     c.model.variant = sw.get("variant", "small")
