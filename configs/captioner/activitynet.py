@@ -8,7 +8,7 @@ Switches (plus those of `configs/captioner/base.py`):
   features=DIR    per-video `.npy` features of our SA-TSP encoder (one (N, 512) array per
                   video, named `<video_id>.npy`; default runs/activitynet/features/sa_tsp)
   h5=PATH         instead: TSP's single HDF5 file keyed by video id
-  extra=i3d,vggish  also concatenate BMT-style I3D (`<id>_rgb/flow.npy`, 2048-d) and
+  extra=i3d+vggish  also concatenate BMT-style I3D (`<id>_rgb/flow.npy`, 2048-d) and
                   VGGish (`<id>_vggish.npy`, 128-d) features from `i3d_dir=`/`vggish_dir=`
                   (the report's best combination "SA-TSP + I3D + VGGish")
   vocab=PATH      caption vocabulary (default: PDVC's vocabulary_activitynet.json)
@@ -37,7 +37,7 @@ def get_config(arg: str | None = None):
         c.data.features = [dict(
             name="sa_tsp", path=sw.get("features", "runs/activitynet/features/sa_tsp"),
             format="npy", pattern="{video_id}.npy", dim=512)]
-    extra = [e for e in sw.get("extra", "").split(";") + sw.get("extra", "").split(",") if e]
+    extra = [e for e in sw.get("extra", "").split("+") if e]
     if "i3d" in extra:
         c.data.features.append(dict(name="i3d", path=sw.get("i3d_dir", "data/i3d"),
                                     format="bmt_i3d", pattern="{video_id}_{stream}.npy",
