@@ -159,3 +159,18 @@ def test_cli_renders_submission(tmp_path, capsys, metrics_files):
     assert with_thumbs[1] > without[1]  # the thumbnail strip is there
     (tmp_path / "bad.json").write_text(json.dumps({"predictions": {}}))
     assert cli.main(["--submission", str(tmp_path / "bad.json"), "--out", str(out)]) == 2
+
+
+def test_comparison_table_has_one_row_per_model_in_order():
+    from captioner_jax.visualization.tables import format_comparison_table
+
+    text = format_comparison_table(
+        {"xe": {"METEOR": 10.0, "CIDEr": 50.0}, "scst": {"METEOR": 12.5, "SODA_c": 4.0}},
+        title="GT proposals")
+    lines = text.splitlines()
+    assert lines[0] == "GT proposals"
+    assert lines[2].split()[0] == "model" and "SODA_c" in lines[2]
+    assert lines[4].split() == ["xe", "-", "-", "-", "-", "10.00", "-", "50.00", "-", "-", "-"]
+    assert lines[5].split()[0] == "scst" and "12.50" in lines[5] and "4.00" in lines[5]
+    md = format_comparison_table({"xe": {"METEOR": 10.0}}, markdown=True)
+    assert md.splitlines()[2].startswith("| xe |") and "10.00" in md

@@ -59,23 +59,10 @@ def _cell(value, scale: float, digits: int) -> str:
     return "nan" if not math.isfinite(value) else f"{value * scale:.{digits}f}"
 
 
-def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
-                         average: Mapping[str, float] | None, title: str | None = None,
-                         scale: float = 1.0, digits: int = 2) -> str:
-    """A fixed-width text table, one row per tIoU threshold plus "average".
-
-    Args:
-      per_tiou: `{0.3: {"Bleu_1": 0.151, "METEOR": 0.082, ...}, 0.5: {...}, ...}`.
-      average: the mean over thresholds (as the evaluator reports it), or None.
-      title: printed above the table.
-      scale: display multiplier (1 for the evaluator's x100 values, 100 for fractions).
-      digits: decimals shown.
-    Returns:
-      The table as one string (no trailing newline).
-    """
-    rows = _rows(per_tiou, average)
+def _render_text(rows, first_header: str, title: str | None, scale: float, digits: int,
+                 rule_before: str | None = "average") -> str:
     columns = _columns(rows)
-    header = ["tIoU"] + [t for t, _ in columns]
+    header = [first_header] + [t for t, _ in columns]
     body = [[label] + [_cell(m.get(k), scale, digits) for _, k in columns] for label, m in rows]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
 
@@ -90,30 +77,65 @@ def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
         out.append(title)
     out += [rule, line(header), rule]
     for label_row in body:
-        if label_row[0] == "average":
+        if label_row[0] == rule_before:
             out.append(rule)
         out.append(line(label_row))
     out.append(rule)
     return "\n".join(out)
 
 
-def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
-                            average: Mapping[str, float] | None, title: str | None = None,
-                            scale: float = 1.0, digits: int = 2) -> str:
-    """The same table as GitHub-flavoured markdown (numbers right-aligned, average in bold)."""
-    rows = _rows(per_tiou, average)
+def _render_markdown(rows, first_header: str, title: str | None, scale: float, digits: int,
+                     bold_row: str | None = "average") -> str:
     columns = _columns(rows)
     out = []
     if title:
         out += [f"**{title}**", ""]
-    out.append("| tIoU | " + " | ".join(t for t, _ in columns) + " |")
+    out.append(f"| {first_header} | " + " | ".join(t for t, _ in columns) + " |")
     out.append("|:--|" + "".join("--:|" for _ in columns))
     for label, metrics in rows:
         cells = [_cell(metrics.get(k), scale, digits) for _, k in columns]
-        if label == "average":
-            label, cells = "**average**", [c if c == "-" else f"**{c}**" for c in cells]
+        if label == bold_row:
+            label, cells = f"**{label}**", [c if c == "-" else f"**{c}**" for c in cells]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def format_metrics_table(per_tiou: Mapping[float, Mapping[str, float]],
+                         average: Mapping[str, float] | None, title: str | None = None,
+                         scale: float = 1.0, digits: int = 2) -> str:
+    """A fixed-width text table, one row per tIoU threshold plus "average".
+
+    Args:
+      per_tiou: `{0.3: {"Bleu_1": 0.151, "METEOR": 0.082, ...}, 0.5: {...}, ...}`.
+      average: the mean over thresholds (as the evaluator reports it), or None.
+      title: printed above the table.
+      scale: display multiplier (1 for the evaluator's x100 values, 100 for fractions).
+      digits: decimals shown.
+    Returns:
+      The table as one string (no trailing newline).
+    """
+    return _render_text(_rows(per_tiou, average), "tIoU", title, scale, digits)
+
+
+def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
+                            average: Mapping[str, float] | None, title: str | None = None,
+                            scale: float = 1.0, digits: int = 2) -> str:
+    """The same table as GitHub-flavoured markdown (numbers right-aligned, average in bold)."""
+    return _render_markdown(_rows(per_tiou, average), "tIoU", title, scale, digits)
+
+
+def format_comparison_table(named_metrics: Mapping[str, Mapping[str, float]],
+                            title: str | None = None, markdown: bool = False,
+                            first_header: str = "model", digits: int = 2) -> str:
+    """One row per named result (e.g. per model), columns as in the per-tIoU tables.
+
+    `named_metrics` maps a row label to an evaluator result (averaged metrics, x100); rows
+    keep the mapping's order.
+    """
+    rows = [(name, _lookup(metrics)) for name, metrics in named_metrics.items()]
+    if markdown:
+        return _render_markdown(rows, first_header, title, 1.0, digits, bold_row=None)
+    return _render_text(rows, first_header, title, 1.0, digits, rule_before=None)
 
 
 def format_evaluation_table(result: Mapping, title: str | None = None, markdown: bool = False,
