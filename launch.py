@@ -48,7 +48,6 @@ def resolve_stage(name: str):
 
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
-DONE_MARKER = ".stage_done.json"
 
 
 def load_config_file(spec: str):
@@ -103,7 +102,8 @@ def run_pipeline(config, workdir: str) -> dict:
 
     `config.steps` is a list of dicts `{name, config: "file.py[:arg]", workdir, overrides}`;
     strings may use `{workdir}` (the pipeline's workdir, absolute). A step is finished when
-    its workdir holds `.stage_done.json` (written atomically after the stage returned).
+    its workdir holds `.done-<name>.json` (written atomically after the stage returned), so
+    several steps may share a workdir (e.g. training, then prediction from its checkpoints).
     `config.force` ("all" or comma-separated names) reruns steps; `config.only` restricts the
     run to the named steps. Returns {step name: stage result}.
     """
@@ -120,7 +120,7 @@ def run_pipeline(config, workdir: str) -> dict:
     for number, step in enumerate(steps, 1):
         name = step["name"]
         step_dir = _format(os.path.join(root, step.get("workdir", name)), variables)
-        marker = os.path.join(step_dir, DONE_MARKER)
+        marker = done_marker(step_dir, name)
         if only and name not in only:
             continue
         if os.path.isfile(marker) and "all" not in force and name not in force:
@@ -149,6 +149,60 @@ def run_pipeline(config, workdir: str) -> dict:
         report_fn = resolve_stage(report) if report in STAGES else _import_function(report)
         report_fn(config, root, results)
     return {"steps": list(results), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def done_marker(step_dir: str, name: str) -> str:
+    return os.path.join(step_dir, f".done-{name}.json")
+
+
+def _dig(result, dotted: str):
+    for key in filter(None, dotted.split(".")):
+        result = result[key]
+    return result
+
+
+def pipeline_report(config, root: str, results: dict) -> dict:
+    """Prints and saves (`results.md`, `results.json`) the metric tables of a pipeline.
+
+    Steps with a `report` entry `{table, row, key}` contribute the metrics found at `key`
+    (dotted path, '' = the whole result) of their result as row `row` of table `table`; a
+    step with `report_per_tiou: True` also gets its per-tIoU table.
+    """
+    from captioner_jax.visualization.tables import (
+        format_comparison_table,
+        format_evaluation_table,
+    )
+
+    tables: dict[str, dict[str, dict]] = {}
+    per_tiou_tables = []
+    for step in config.steps:
+        step = dict(step)
+        result = results.get(step["name"])
+        if result is None or "report" not in step:
+            continue
+        report = dict(step["report"])
+        metrics = _dig(result, report.get("key", ""))
+        tables.setdefault(report["table"], {})[report["row"]] = {
+            k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        if report.get("per_tiou") and "per_tiou" in metrics:
+            per_tiou_tables.append((f"{report['row']} ({report['table']})", metrics))
+    text, markdown = [], []
+    for title, rows in tables.items():
+        text.append(format_comparison_table(rows, title=title))
+        markdown.append(format_comparison_table(rows, title=title, markdown=True))
+    for title, metrics in per_tiou_tables:
+        text.append(format_evaluation_table(metrics, title=f"{title}, per tIoU"))
+        markdown.append(format_evaluation_table(metrics, title=f"{title}, per tIoU",
+                                                markdown=True))
+    artefacts = ["Artefacts (step: workdir):"]
+    for step in map(dict, config.steps):
+        step_dir = os.path.join(root, step.get("workdir", step["name"]))
+        artefacts.append(f"  {step['name']:<20} {step_dir}")
+    print("\n\n".join(text + ["\n".join(artefacts)]), flush=True)
+    with open(os.path.join(root, "results.md"), "w", encoding="utf-8") as f:
+        f.write("\n\n".join(markdown) + "\n")
+    _write_json_atomic(os.path.join(root, "results.json"), tables)
+    return tables
 
 
 def _import_function(target: str):

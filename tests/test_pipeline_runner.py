@@ -61,7 +61,7 @@ def test_steps_run_in_order_then_are_skipped(toy, tmp_path):
     launch.run_pipeline(_pipeline(path), str(wd))
     assert [c[0] for c in calls] == ["a", "b"]
     assert calls[1][1] == f"{wd}/one/out.txt"  # {workdir} placeholder filled
-    marker = json.loads((wd / "second" / launch.DONE_MARKER).read_text())
+    marker = json.loads((wd / "second" / ".done-second.json").read_text())
     assert marker["stage"] == "toy_stage" and marker["result"] == {"value": "b"}
 
     launch.run_pipeline(_pipeline(path), str(wd))
@@ -79,8 +79,8 @@ def test_failed_step_leaves_no_marker_and_reruns(toy, tmp_path):
     config.steps[1]["overrides"]["fail"] = True
     with pytest.raises(RuntimeError, match="stage failed"):
         launch.run_pipeline(config, str(wd))
-    assert (wd / "one" / launch.DONE_MARKER).exists()
-    assert not (wd / "second" / launch.DONE_MARKER).exists()
+    assert (wd / "one" / ".done-first.json").exists()
+    assert not (wd / "second" / ".done-second.json").exists()
     launch.run_pipeline(_pipeline(path), str(wd))
     assert [c[0] for c in calls] == ["a", "b"]  # first skipped, second retried
 
@@ -95,3 +95,17 @@ def test_bad_step_names_and_override_keys_are_errors(toy, tmp_path):
         launch.run_pipeline(config, str(tmp_path / "y"))
     with pytest.raises(FileNotFoundError, match="not found"):
         launch.load_config_file("configs/no_such_config.py")
+
+
+def test_report_collects_tables_from_step_results(toy, tmp_path, capsys):
+    _, path = toy
+    config = _pipeline(path, report="launch:pipeline_report")
+    config.steps[0]["report"] = {"table": "GT proposals", "row": "model a", "key": ""}
+    config.steps[1]["report"] = {"table": "GT proposals", "row": "model b", "key": ""}
+    launch.run_pipeline(config, str(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "GT proposals" in out and "model a" in out and "model b" in out
+    assert "Artefacts" in out and str(tmp_path / "run" / "one") in out
+    tables = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert list(tables["GT proposals"]) == ["model a", "model b"]
+    assert (tmp_path / "run" / "results.md").read_text().count("| model |") == 1
