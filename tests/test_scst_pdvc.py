@@ -12,12 +12,11 @@ from captioner_jax.scst.update import init_state, make_optimizer, make_update_st
 B, T, C, E, K, V, L = 2, 16, 8, 3, 3, 11, 6
 
 
-@pytest.fixture(scope="module")
-def setup():
+def _setup(caption_head):
     # One encoder/decoder layer and two levels keep XLA compile time low on CPU.
     model = PDVC(vocab_size=V, hidden_dim=32, num_heads=4, ffn_dim=32, num_queries=4,
                  enc_layers=1, dec_layers=1, num_levels=2, cap_levels=2,
-                 rnn_size=32, word_dim=16, att_hid=16)
+                 rnn_size=32, word_dim=16, att_hid=16, caption_head=caption_head)
     rng = np.random.default_rng(0)
     inputs = {
         "feats": jnp.asarray(rng.normal(size=(B, T, C)), jnp.float32),
@@ -38,6 +37,18 @@ def setup():
     return model, params, inputs, build, sampler(params, inputs, jax.random.key(0))
 
 
+@pytest.fixture(scope="module")
+def setup():
+    """LSTM-DSA head: its deformable sampler reads the tiled per-event references."""
+    return _setup("lstm_dsa")
+
+
+@pytest.fixture(scope="module")
+def setup_light():
+    """Light head: the same parameter tree layout, far cheaper to differentiate (compile)."""
+    return _setup("light")
+
+
 def test_tiled_low_temperature_samples_equal_greedy_per_event(setup):
     _, _, inputs, _, out = setup
     greedy = np.asarray(out["greedy_tokens"])  # [B*E, L]
@@ -51,8 +62,8 @@ def test_tiled_low_temperature_samples_equal_greedy_per_event(setup):
         sample_validity(inputs["gt_valid"], K).reshape(B, E, K)[1, 2], [False] * K)
 
 
-def test_caption_head_only_update(setup):
-    model, params, inputs, _, out = setup
+def test_caption_head_only_update(setup_light):
+    model, params, inputs, _, out = setup_light
     build = pdvc_build_decoder(model, backbone_grad=False)
     valid = sample_validity(inputs["gt_valid"], K)
     mask = mask_through_eos(out["sample_tokens"]) * valid[:, None]
