@@ -245,12 +245,18 @@ def run(config, workdir: str) -> dict:
     ckpt_every = int(config.checkpoint_every_steps)
     overlap = bool(sc.overlap)
 
-    def finish(pending):
-        """Host rewards of a sampled batch, then the (async) update."""
+    def finish(pending, in_flight=None):
+        """Host rewards of a sampled batch, then the (async) update.
+
+        `in_flight`: the next batch's samples, dispatched before this call and computed by the
+        device while the host scores this batch; waited for before the update donates the
+        parameters that sampling reads (the device would run the two in order anyway)."""
         nonlocal state
         step, host, batch, sampled = pending
         sampled = jax.device_get(sampled)
         adv, mask, host_metrics = _host_rewards(host, sampled, vocab, reward_fn, k, baseline)
+        if in_flight is not None:
+            jax.block_until_ready(in_flight)
         state, metrics = update(state, batch, jnp.asarray(sampled["sample_tokens"]),
                                 jnp.asarray(mask), jnp.asarray(adv))
         if step % log_every == 0 or step == total_steps or step == start + 1:
@@ -267,7 +273,7 @@ def run(config, workdir: str) -> dict:
         batch = mesh_lib.global_batch(host, batch_sharding)
         sampled = sampler(state["params"], batch, jax.random.fold_in(base_key, step))
         if pending is not None:
-            finish(pending)  # device samples `step` meanwhile
+            finish(pending, in_flight=sampled)  # the device samples `step` meanwhile
         pending = (step, host, batch, sampled)
         sync = (not overlap or step == total_steps or (ckpt_every and step % ckpt_every == 0)
                 or (eval_every and step % eval_every == 0))
