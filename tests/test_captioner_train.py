@@ -3,8 +3,8 @@ the predict stage in GT-proposal mode gives one caption per ground-truth segment
 official submission JSON and runs the official evaluator.
 
 Compilation dominates on CPU, so one training run (query mode, 2 devices) is shared by the
-tests and the model is shrunk (2 levels, 1 encoder layer; 2 decoder layers for the
-auxiliary losses)."""
+tests and the model is shrunk (2 levels, 1 encoder layer, the light caption head; 2 decoder
+layers for the auxiliary losses). The LSTM-DSA head is covered by test_captioner_model.py."""
 import json
 
 import numpy as np
@@ -15,12 +15,12 @@ from captioner_jax.data.attribute_features import write_attribute_features
 from configs.captioner import synthetic
 from data_prep.infra.metrics import read_metrics
 
-STEPS = 24
+STEPS = 16
 
 
 def _config(root, dim, arg=""):
     c = synthetic.get_config(f"root={root},dim={dim},runlocal,devices=2,batch=2" + arg)
-    c.model.update(num_levels=2, cap_levels=2, enc_layers=1)
+    c.model.update(num_levels=2, cap_levels=2, enc_layers=1, caption_head="light")
     c.data.num_steps = 16
     c.data.max_caption_len = 16
     c.eval.max_len = 12
