@@ -164,9 +164,9 @@ def _dig(result, dotted: str):
 def pipeline_report(config, root: str, results: dict) -> dict:
     """Prints and saves (`results.md`, `results.json`) the metric tables of a pipeline.
 
-    Steps with a `report` entry `{table, row, key}` contribute the metrics found at `key`
-    (dotted path, '' = the whole result) of their result as row `row` of table `table`; a
-    step with `report_per_tiou: True` also gets its per-tIoU table.
+    Steps with a `report` entry `{table, row, key}` (or a list of them) contribute the
+    metrics found at `key` (dotted path, '' = the whole result) of their result as row `row`
+    of table `table`; with `per_tiou: True` the row also gets its own per-tIoU table.
     """
     from captioner_jax.visualization.tables import (
         format_comparison_table,
@@ -180,12 +180,13 @@ def pipeline_report(config, root: str, results: dict) -> dict:
         result = results.get(step["name"])
         if result is None or "report" not in step:
             continue
-        report = dict(step["report"])
-        metrics = _dig(result, report.get("key", ""))
-        tables.setdefault(report["table"], {})[report["row"]] = {
-            k: v for k, v in metrics.items() if isinstance(v, int | float)}
-        if report.get("per_tiou") and "per_tiou" in metrics:
-            per_tiou_tables.append((f"{report['row']} ({report['table']})", metrics))
+        reports = step["report"] if isinstance(step["report"], list | tuple) else [step["report"]]
+        for report in map(dict, reports):
+            metrics = _dig(result, report.get("key", ""))
+            tables.setdefault(report["table"], {})[report["row"]] = {
+                k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            if report.get("per_tiou") and "per_tiou" in metrics:
+                per_tiou_tables.append((f"{report['row']}, {report['table']}", metrics))
     text, markdown = [], []
     for title, rows in tables.items():
         text.append(format_comparison_table(rows, title=title))
@@ -224,11 +225,23 @@ def setup_jax(config) -> None:
         jax.distributed.initialize()
 
 
+class _QuietLibraries(logging.Filter):
+    """Drops INFO records of chatty libraries (Orbax logs every checkpoint phase)."""
+
+    NOISY = (f"{os.sep}orbax{os.sep}", f"{os.sep}etils{os.sep}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not any(
+            part in record.pathname for part in self.NOISY)
+
+
 def main(argv) -> None:
     del argv
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietLibraries())
     config = _CONFIG.value
     workdir = _WORKDIR.value
     if config is None or workdir is None:
@@ -246,4 +259,7 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    # Stages registered as "launch:..." must resolve to this module, not a second copy that
+    # would define the flags again.
+    sys.modules.setdefault("launch", sys.modules[__name__])
     app.run(main)
