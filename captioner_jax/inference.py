@@ -115,14 +115,33 @@ def evaluate_split(config, model, params, vocab, loader, videos, video_ids, mesh
         predict_fn, params, ds, video_ids, vocab, mesh_lib.batch_sharding(mesh),
         batch_size=batch, mode=config.mode, post_cfg=config.eval,
         progress_total=-(-len(video_ids) // batch))
+    results = gather_results(results)
     seconds = time.perf_counter() - start
-    if out_path:
+    if out_path and jax.process_index() == 0:
         atomic_write_json(out_path, postprocess.submission(results))
     metrics = {"predict_seconds": seconds, "videos": len(results)}
     refs = [r for r in config.eval.references if r]
     if refs and results:
         metrics.update(evaluate_results(results, refs, config.eval))
     return metrics, results
+
+
+def gather_results(results: dict) -> dict:
+    """Merges every host's {video_id: entries} (each host predicts its own slice) on all
+    hosts, through JAX's collectives (no shared filesystem needed). One host: unchanged."""
+    if jax.process_count() == 1:
+        return results
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(results).encode("utf-8"), np.uint8)
+    sizes = multihost_utils.process_allgather(np.asarray([len(data)], np.int64))
+    padded = np.zeros(int(np.max(sizes)), np.uint8)
+    padded[: len(data)] = data
+    every = multihost_utils.process_allgather(padded)
+    merged = {}
+    for size, row in zip(np.asarray(sizes).reshape(-1), np.asarray(every)):
+        merged.update(json.loads(bytes(row[: int(size)]).decode("utf-8")))
+    return merged
 
 
 @functools.lru_cache(maxsize=8)
