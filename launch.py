@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -32,6 +33,7 @@ STAGES: dict[str, str] = {
     "captioner_scst": "captioner_jax.scst.train_scst:run",
     "ensemble": "captioner_jax.ensemble.stage:run",
     "pipeline": "launch:run_pipeline",
+    "caption_video": "launch:caption_video",
 }
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -209,6 +211,111 @@ def pipeline_report(config, root: str, results: dict) -> dict:
 def _import_function(target: str):
     module_name, func_name = target.split(":")
     return getattr(importlib.import_module(module_name), func_name)
+
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+
+
+def _collect_videos(spec: str) -> list[str]:
+    """A video file, a folder of videos, or a comma-separated list of either."""
+    paths = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if os.path.isdir(part):
+            paths += sorted(os.path.join(part, f) for f in os.listdir(part)
+                            if f.lower().endswith(VIDEO_EXTENSIONS))
+        elif os.path.isfile(part):
+            paths.append(part)
+        else:
+            raise FileNotFoundError(f"video {part!r} not found")
+    if not paths:
+        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in {spec!r}")
+    return paths
+
+
+def caption_video(config, workdir: str) -> dict:
+    """Stage "caption_video": dense captions (+ timeline PNG and HTML page) for your videos.
+
+    Decodes the videos into a clip shard (data_prep), extracts features with a trained
+    encoder (stage sa_tsp_extract), captions them with a trained captioner and its learned
+    proposals (stage captioner_predict, reading the checkpoint of `config.captioner.workdir`),
+    and renders the results (captioner_jax.visualization). An unreadable file is skipped and
+    listed in `report.json`; the others go on. Outputs under `workdir`:
+    `captions.json` (official submission format), `html/<id>.html`, `html/<id>_timeline.png`,
+    `report.json`.
+    """
+    from captioner_jax.visualization.gallery import render_video_result
+    from captioner_jax.visualization.video_frames import video_duration_s
+    from data_prep.labels.types import VideoLabels
+    from data_prep.shards.writer import write_shards
+
+    root = os.path.abspath(workdir)
+    skipped, items = [], []
+    for path in _collect_videos(config.video):
+        video_id = os.path.splitext(os.path.basename(path))[0]
+        try:
+            duration = video_duration_s(path)
+        except ValueError as err:
+            skipped.append({"video": path, "error": str(err)})
+            logging.warning("skipping %s: %s", path, err)
+            continue
+        empty = np.zeros((0, 2), np.float32)
+        items.append((path, VideoLabels(video_id, duration, empty, [], [], empty, [])))
+
+    # 1. Frames into a shard, at the encoder's frame rate and size.
+    extract_cfg = load_config_file(config.encoder.config)
+    shard_dir = os.path.join(root, "shards")
+    shard_report = write_shards(items, shard_dir, num_shards=1, fps=float(config.encoder.fps),
+                                resize=tuple(extract_cfg.resize))
+    skipped += [{"video": s["video_path"], "error": s["error"]}
+                for s in shard_report.get("skipped", [])]
+    bad = {s["video_id"] for s in shard_report.get("skipped", [])}
+    items = [(p, lab) for p, lab in items if lab.video_id not in bad]
+    if not items:
+        raise RuntimeError(f"no readable video among {config.video!r}: {skipped}")
+
+    # 2. Features with the trained encoder.
+    apply_overrides(extract_cfg, {"params_dir": config.encoder.params_dir,
+                                  "shards": os.path.join(shard_dir, "*.tfrecord")})
+    encoder_dir = os.path.join(root, "encoder")
+    resolve_stage(extract_cfg.stage)(extract_cfg, encoder_dir)
+
+    # 3. Captions with learned proposals (no references: nothing to score unless given).
+    split = {lab.video_id: {"duration": lab.duration, "timestamps": [], "sentences": []}
+             for _, lab in items}
+    split_path = os.path.join(root, "videos.json")
+    _write_json_atomic(split_path, split)
+    cap_cfg = load_config_file(config.captioner.config)
+    features = [dict(f) for f in cap_cfg.data.features]
+    features[0]["path"] = os.path.join(encoder_dir, "features")
+    apply_overrides(cap_cfg, {
+        "stage": "captioner_predict", "data.features": features,
+        "predict.captions": split_path, "predict.checkpoint_dir": config.captioner.workdir,
+        "eval.references": list(config.get("references", []))})
+    resolve_stage("captioner_predict")(cap_cfg, os.path.join(root, "captioner"))
+    with open(os.path.join(root, "captioner", "predictions", "videos.json"), encoding="utf-8") as f:
+        submission = json.load(f)
+    _write_json_atomic(os.path.join(root, "captions.json"), submission)
+
+    # 4. What a person looks at: a timeline image and a page that plays the video.
+    references = {}
+    for ref_path in config.get("references", []):
+        with open(ref_path, encoding="utf-8") as f:
+            references.update(json.load(f))
+    pages = []
+    for path, lab in items:
+        ref = references.get(lab.video_id)
+        ref_events = None if ref is None else [
+            {"timestamp": t, "sentence": s} for t, s in zip(ref["timestamps"], ref["sentences"])]
+        pages.append(render_video_result(
+            os.path.join(root, "html"), lab.video_id,
+            submission["results"].get(lab.video_id, []), duration_s=lab.duration,
+            references=ref_events, video_path=os.path.abspath(path)))
+    report = {"captioned": [lab.video_id for _, lab in items], "skipped": skipped,
+              "pages": pages}
+    _write_json_atomic(os.path.join(root, "report.json"), report)
+    for page in pages:
+        logging.info("%s: %d events -> %s", page["video_id"], page["num_predicted"], page["html"])
+    return {"captioned": len(items), "skipped": len(skipped)}
 
 
 def setup_jax(config) -> None:

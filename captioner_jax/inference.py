@@ -5,8 +5,9 @@ Prediction is one jitted function per batch (forward, greedy decoding of every q
 (`postprocess.video_predictions`). The trainer calls `evaluate_split` every N epochs.
 
   python launch.py --config configs/captioner/synthetic.py:predict --workdir DIR
-reads the best (else the latest) checkpoint of DIR, writes DIR/predictions/<split>.json
-(atomically) and DIR/predictions/<split>_metrics.json.
+reads the best (else the latest) checkpoint of DIR (or of `predict.checkpoint_dir`: predict
+with a model trained elsewhere), writes DIR/predictions/<split>.json (atomically) and
+DIR/predictions/<split>_metrics.json.
 """
 from __future__ import annotations
 
@@ -183,7 +184,7 @@ def run(config, workdir: str) -> dict:
     loader = build.feature_loader(config.data)
     mesh = build.make_mesh(config)
     model = build.build_model(config.model, vocab.size + 1)
-    params, which, step = restore_params(workdir)
+    params, which, step = restore_params(config.predict.get("checkpoint_dir") or workdir)
     params = jax.device_put(params, mesh_lib.replicated(mesh))
     name = os.path.splitext(os.path.basename(split_path))[0]
     out_dir = os.path.join(workdir, "predictions")

@@ -81,6 +81,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.predict = ml_collections.ConfigDict()
     c.predict.captions = ""  # default: data.val_captions
+    c.predict.checkpoint_dir = ""  # a trained run's workdir; default: this stage's workdir
     return c
 
 

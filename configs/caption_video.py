@@ -1,0 +1,39 @@
+"""Stage "caption_video": caption your own video(s) with a trained encoder and captioner.
+
+    python launch.py --config configs/caption_video.py --config.video=my.mp4 --workdir out/
+    python launch.py --config configs/caption_video.py:run=demo_out \
+        --config.video=folder_of_videos/ --workdir out/
+
+Writes `out/captions.json` (ActivityNet submission format), `out/html/<video>.html` (the video
+with its captions shown in sync with playback) and `out/html/<video>_timeline.png`.
+The defaults use the models of `make demo` (switch run=DIR: the pipeline workdir, default
+demo_out); point `encoder.*` and `captioner.*` at other runs to use them (the encoder's
+extraction config must match how it was trained: clip length, frame size, crop).
+
+Switches: run=DIR, references=captions.json (draw reference events too), size=demo|tiny (the
+size the pipeline of `run` was made with: `configs/pipeline/synthetic.py:size=...`).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from configs.common import parse_arg
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    sw = parse_arg(arg)
+    run = sw.get("run", "demo_out")
+    c = ml_collections.ConfigDict()
+    c.stage = "caption_video"
+    c.video = ""  # a file, a folder of videos, or a comma-separated list
+    c.references = [sw["references"]] if sw.get("references") else []
+    c.encoder = ml_collections.ConfigDict()
+    c.encoder.config = "configs/sa_tsp/extract_synthetic.py"
+    c.encoder.params_dir = f"{run}/sa_tsp/params"
+    c.encoder.fps = 15.0  # TSP: clips of 16 frames at 15 fps
+    c.captioner = ml_collections.ConfigDict()
+    c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
+    tiny = ",runlocal" if sw.get("size", "demo") == "tiny" else ""
+    c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,"
+                          f"features={run}/features_sa_tsp/features,dim=64{tiny}")
+    return c
