@@ -21,7 +21,8 @@ def features_dim(synthetic_dataset):
 def _config(root, dim, steps):
     # The light caption head keeps compile time low; the LSTM-DSA path is covered by
     # tests/test_scst_pdvc.py.
-    c = synthetic_scst.get_config(f"root={root},dim={dim},runlocal,head=light,val_frac=0.5,k=2")
+    c = synthetic_scst.get_config(f"root={root},dim={dim},runlocal,head=light,val_frac=0.5,k=2,"
+                                     "reward=cider")  # CIDEr-D only: no Java in this test
     c.scst.eval_before = False
     c.scst.eval_every_steps = 0
     c.scst.total_steps = steps

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 from configs.captioner import base, scst_common, synthetic
 
+# Measured on the demo data (captioner_jax/scst/README.md): this recipe raises METEOR and CIDEr
+# over the XE model; pure CIDEr-D with the greedy baseline did not in short runs. Any switch
+# given in the arg overrides these defaults.
+_RECIPE = {"reward": "meteor_mix", "baseline": "mean_others", "k": "8", "scst_lr": "2e-4"}
+
 
 def get_config(arg: str | None = None):
     sw = base.parse_arg(arg)
     sw.setdefault("mode", "gt")
+    for key, value in _RECIPE.items():
+        sw.setdefault(key, value)
     c = synthetic.get_config(",".join(f"{k}={v}" for k, v in sw.items()))
     c.stage = "captioner_scst"
     c.scst = scst_common.scst_block(sw)
     c.scst.max_len = int(c.eval.max_len)
-    if "scst_lr" not in sw:
-        c.scst.lr = 1e-4  # small model, short run
     if "scst_steps" not in sw:
         c.scst.total_steps = 600
     if "eval_every" not in sw:
@@ -34,7 +39,7 @@ def get_config(arg: str | None = None):
     if "runlocal" in sw:
         c.scst.total_steps = int(sw.get("scst_steps", 4))
         c.scst.eval_every_steps = int(sw.get("eval_every", 4))
-        c.scst.num_samples = int(sw.get("k", 2))
+        c.scst.num_samples = 2 if sw["k"] == _RECIPE["k"] else int(sw["k"])
         c.checkpoint_every_steps = 2
         c.log_every_steps = 1
     return c
