@@ -22,7 +22,7 @@ def _config(root, dim, steps):
     # The light caption head keeps compile time low; the LSTM-DSA path is covered by
     # tests/test_scst_pdvc.py.
     c = synthetic_scst.get_config(f"root={root},dim={dim},runlocal,head=light,val_frac=0.5,k=2,"
-                                     "reward=cider")  # CIDEr-D only: no Java in this test
+                                     "reward=cider,baseline=greedy")  # CIDEr-D only: no Java here
     c.scst.eval_before = False
     c.scst.eval_every_steps = 0
     c.scst.total_steps = steps
