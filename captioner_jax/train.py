@@ -96,9 +96,11 @@ def run(config, workdir: str) -> dict:
     mode = str(config.mode)
     costs = MatcherCosts(**dict(config.matcher))
     weights = {k: float(v) for k, v in dict(config.loss_weights).items()}
-    step_key = jax.random.fold_in(key, 1)
+    # The key is an argument, not a closure constant, so runs with different seeds (ensemble
+    # members) share one compiled step through the persistent compilation cache.
+    step_key = jax.device_put(jax.random.fold_in(key, 1), mesh_lib.replicated(mesh))
 
-    def train_step(state, batch):
+    def train_step(state, batch, step_key):
         rng = jax.random.fold_in(step_key, state["step"])
 
         def loss_fn(params):
@@ -148,7 +150,7 @@ def run(config, workdir: str) -> dict:
     for step in range(start + 1, total_steps + 1):
         host = next(train_iter)
         batch = mesh_lib.global_batch(host, batch_sharding)
-        state, metrics = train_step(state, batch)
+        state, metrics = train_step(state, batch, step_key)
         if step % log_every == 0 or step == total_steps or step == start + 1:
             metrics = jax.device_get(metrics)
             check_finite(metrics["loss"], step)
