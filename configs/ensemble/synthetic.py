@@ -5,7 +5,7 @@
 
 Expects, under `root` (switch `root=DIR`, default runs/synthetic):
   data/captions/{val_1,val_2}.json            the synthetic data set (stage synthetic_data)
-  text/concepts.json, text/idf.json           concept vocabulary + IDF (stage text_vocab)
+  data/text/{concepts,idf}.json               concept vocabulary + IDF (stage text_vocab)
   captioner_<m>/predictions_gt.json           each member's captions of the GT proposals
                                               (stage captioner_predict with GT proposals)
 Switches: root=DIR, members=a+b+c (member workdir suffixes, default seed0+seed1+seed2),
@@ -46,8 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         ml_collections.ConfigDict(dict(w_concepts=1.0, w_idf=0.1, w_logprob=0.0))
         if config.rule == "weighted_sum" else ml_collections.ConfigDict()
     )
-    config.concept_vocab = os.path.join(root, "text", "concepts.json")
-    config.idf_table = os.path.join(root, "text", "idf.json")
+    config.concept_vocab = os.path.join(root, "data", "text", "concepts.json")
+    config.idf_table = os.path.join(root, "data", "text", "idf.json")
     # The captioner's entries carry "sentence_score" = sum of word log-probs.
     config.logprob_field = "sentence_score"
     config.logprob_per_word = True
