@@ -6,7 +6,7 @@
 Expects, under `root` (switch `root=DIR`, default runs/synthetic):
   data/captions/{val_1,val_2}.json            the synthetic data set (stage synthetic_data)
   data/text/{concepts,idf}.json               concept vocabulary + IDF (stage text_vocab)
-  captioner_<m>/predictions_gt.json           each member's captions of the GT proposals
+  captioner_<m>/predictions/val_1.json        each member's captions of the GT proposals
                                               (stage captioner_predict with GT proposals)
 Switches: root=DIR, members=a+b+c (member workdir suffixes, default seed0+seed1+seed2),
 rule=concepts_then_idf|weighted_sum|mean_logprob, proposals=gt|model, version=2018|latest.
@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.stage = "ensemble"
     config.predictions = [
-        os.path.join(root, f"captioner_{m}", "predictions_gt.json") for m in members
+        os.path.join(root, f"captioner_{m}", "predictions", "val_1.json") for m in members
     ]
     config.model_names = members
     config.proposals = sw.get("proposals", "gt")  # "gt" or "model"
