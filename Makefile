@@ -1,14 +1,18 @@
 # Entry points: `make test` (the CI command) and `make demo` (the main job on synthetic data).
+# Both create .venv and install requirements.txt on a fresh machine.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 SHARED_NLTK := $(abspath ../shared/nltk_data)
+LOCAL_NLTK := $(abspath $(VENV)/nltk_data)
 export JAX_PLATFORMS ?= cpu
 export JAX_COMPILATION_CACHE_DIR ?= $(abspath .jax_cache)
-export NLTK_DATA ?= $(if $(wildcard $(SHARED_NLTK)),$(SHARED_NLTK),)
+# NLTK data (POS tagger, WordNet, punkt): ../shared/nltk_data when present, else downloaded
+# once into .venv/nltk_data by `make nltk-data`.
+export NLTK_DATA ?= $(if $(wildcard $(SHARED_NLTK)),$(SHARED_NLTK),$(LOCAL_NLTK))
 
-.PHONY: venv test lint demo clean
+.PHONY: venv nltk-data test lint demo clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,13 +22,19 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+nltk-data: $(STAMP)
+	@if [ ! -d "$(NLTK_DATA)/taggers" ]; then \
+	  echo "downloading NLTK data into $(NLTK_DATA)"; \
+	  $(PY) -m nltk.downloader -d "$(NLTK_DATA)" averaged_perceptron_tagger_eng wordnet punkt_tab; \
+	fi
+
+test: $(STAMP) nltk-data
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-demo: $(STAMP)
+demo: $(STAMP) nltk-data
 	$(PY) launch.py --config configs/pipeline/synthetic.py --workdir demo_out
 
 clean:

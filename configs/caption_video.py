@@ -35,5 +35,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
     tiny = ",runlocal" if sw.get("size", "demo") == "tiny" else ""
     c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,"
-                          f"features={run}/features_sa_tsp/features,dim=64{tiny}")
+                          f"features={run}/features_sa_tsp/features,dim=64,devices=1{tiny}")
     return c

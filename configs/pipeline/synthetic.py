@@ -11,6 +11,9 @@ Steps (each a launch.py stage with its own config; a finished step is skipped on
   -> scst (from captioner_gt_seed0) -> ensemble (of the three GT-proposal captioners),
 then a table of the official metrics (`{workdir}/results.md`).
 
+The captioners run on one device (`devices=1`): their synthetic batches of 4 videos are too
+small to split over many devices; the encoder uses all of them.
+
 Switches: size=demo (default; under 20 minutes on 2 CPU cores) | tiny (the end-to-end test:
 a few steps per stage, about 3 minutes), seed=N (data set seed).
 """
@@ -37,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     concepts = f"{data}/text/concepts.json"
     features = "{workdir}/features_sa_tsp/features"
     captioner = (f"configs/captioner/synthetic.py:root={data},features={features},dim=64,"
-                 f"epochs={s['epochs']},eval_every={s['epochs']}{s['runlocal']}")
+                 f"epochs={s['epochs']},eval_every={s['epochs']},devices=1{s['runlocal']}")
 
     def gt_member(seed: int) -> list[dict]:
         workdir = f"captioner_gt_seed{seed}"
@@ -77,7 +80,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         *gt_member(1),
         *gt_member(2),
         {"name": "scst", "workdir": "captioner_scst",
-         "config": f"configs/captioner/synthetic_scst.py:root={data},features={features},dim=64,"
+         "config": f"configs/captioner/synthetic_scst.py:root={data},features={features},"
+                   "dim=64,devices=1,"
                    f"init={{workdir}}/captioner_gt_seed0,scst_steps={s['scst_steps']},"
                    f"eval_every={s['scst_steps']}{s['runlocal']}",
          "report": [
