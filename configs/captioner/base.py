@@ -65,7 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps = 50
     c.checkpoint_every_steps = 2000
     c.keep_checkpoints = 3
-    c.mesh = [("data", -1)]
+    c.mesh = (("data", -1),)
     c.num_devices = 0  # 0 = all devices
     c.sharding = "replicate"
 

@@ -26,8 +26,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rng_impl = "threefry2x32"  # parameter-init PRNG; "rbg" compiles faster on CPU
     c.distributed = False
     # Mesh: pure data parallelism over all devices; for FSDP use
-    # [("data", -1), ("fsdp", N)] and param_sharding = "fsdp".
-    c.mesh = [("data", -1)]
+    # (("data", -1), ("fsdp", N)) and param_sharding = "fsdp".
+    c.mesh = (("data", -1),)
     c.param_sharding = "replicate"
 
     c.data = ml_collections.ConfigDict()
