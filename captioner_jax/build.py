@@ -23,18 +23,6 @@ MODEL_FIELDS = (
 )
 
 
-def parse_arg(arg: str | None) -> dict[str, str]:
-    """'runlocal,variant=small' -> {'runlocal': 'True', 'variant': 'small'}."""
-    out = {}
-    for part in (arg or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        out[key.strip()] = value.strip() if value else "True"
-    return out
-
-
 def read_split(path: str, problems: list[str] | None = None) -> dict[str, VideoCaptions]:
     """Caption file -> {video_id: VideoCaptions}; malformed videos are skipped and reported."""
     problems = [] if problems is None else problems

@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-
-def parse_arg(arg: str | None) -> dict[str, str]:
-    out = {}
-    for part in (arg or "").split(","):
-        part = part.strip()
-        if part:
-            key, _, value = part.partition("=")
-            out[key.strip()] = value.strip() if value else "True"
-    return out
+from configs.common import parse_arg  # noqa: F401 (re-exported)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -22,14 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-
-def _parse_arg(arg: str | None) -> dict[str, str]:
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
+from configs.common import parse_arg
 
 
 def _resize(value: str):
@@ -41,7 +34,7 @@ def _resize(value: str):
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = _parse_arg(arg)
+    sw = parse_arg(arg)
     runlocal = "runlocal" in sw
     root = sw.get("root", "data/synthetic")
     shards = 1 if runlocal else int(sw.get("shards", 4))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs.common import parse_arg
+
 _SIZES = {
     "tiny": dict(num_train=8, num_val=4, min_duration_s=8.0, max_duration_s=12.0,
                  height=64, width=64),
@@ -24,17 +26,8 @@ _SIZES = {
 }
 
 
-def _parse_arg(arg: str | None) -> dict[str, str]:
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    switches = _parse_arg(arg)
+    switches = parse_arg(arg)
     size = switches.get("size", "demo")
     if size not in _SIZES:
         raise ValueError(f"size must be one of {sorted(_SIZES)}, got {size!r}")

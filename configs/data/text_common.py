@@ -3,15 +3,7 @@ from __future__ import annotations
 
 import ml_collections
 
-
-def parse_arg(arg: str | None) -> dict[str, str]:
-    """`"a=1,b"` -> {"a": "1", "b": ""}."""
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
+from configs.common import parse_arg  # noqa: F401 (re-exported)
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -15,22 +15,15 @@ import os
 
 import ml_collections
 
+from configs.common import parse_arg
+
 _DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
                      "activitynet_captions")
 _DEFAULT_MEMBERS = "satsp_i3d_vggish_s0+satsp_i3d_vggish_s1+satsp_i3d_s0+tsp_i3d_vggish_s0+satsp_s0"
 
 
-def _parse_arg(arg: str | None) -> dict[str, str]:
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = _parse_arg(arg)
+    sw = parse_arg(arg)
     root = sw.get("root", "runs/anet")
     data = os.path.normpath(sw.get("data", _DATA))
     members = sw.get("members", _DEFAULT_MEMBERS).split("+")

@@ -17,18 +17,11 @@ import os
 
 import ml_collections
 
-
-def _parse_arg(arg: str | None) -> dict[str, str]:
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
+from configs.common import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = _parse_arg(arg)
+    sw = parse_arg(arg)
     root = sw.get("root", "runs/synthetic")
     members = sw.get("members", "seed0+seed1+seed2").split("+")
     config = ml_collections.ConfigDict()

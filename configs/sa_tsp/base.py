@@ -7,15 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
-
-def parse_arg(arg: str | None) -> dict[str, str]:
-    """'a=1,b,c=x' -> {'a': '1', 'b': '', 'c': 'x'}."""
-    out = {}
-    for item in (arg or "").split(","):
-        if item.strip():
-            key, _, value = item.partition("=")
-            out[key.strip()] = value.strip()
-    return out
+from configs.common import parse_arg  # noqa: F401 (re-exported)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
