@@ -74,3 +74,17 @@ def test_every_registered_stage_names_a_module_and_function():
         assert module and func, name
     with pytest.raises(KeyError, match="unknown stage"):
         launch.resolve_stage("no_such_stage")
+
+
+HELPER_CONFIGS = {"__init__.py", "common.py", "base.py", "text_common.py", "scst_common.py"}
+
+
+def test_every_config_file_loads_and_names_a_registered_stage():
+    import glob
+
+    files = [p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.py"), recursive=True)
+             if os.path.basename(p) not in HELPER_CONFIGS]
+    assert len(files) >= 15
+    for path in files:
+        config = launch.load_config_file(os.path.relpath(path, REPO))
+        assert config.stage in launch.STAGES, path
