@@ -27,6 +27,7 @@ from captioner_jax.objective import forward
 from data_prep.annotations.atomic_io import atomic_write_json
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.progress import Progress
+from data_prep.pipelines.batching import pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,6 @@ def make_predict_fn(model, mode: str, max_len: int):
     return predict
 
 
-def pad_host_batch(batch: dict, batch_size: int) -> dict:
-    """Pads a short batch (a skipped video) to `batch_size` with invalid copies of row 0."""
-    n = len(batch["valid"])
-    if n == batch_size:
-        return batch
-    out = {}
-    for key, value in batch.items():
-        filler = np.repeat(value[:1], batch_size - n, axis=0)
-        if key == "valid":
-            filler = np.zeros_like(filler)
-        out[key] = np.concatenate([value, filler])
-    return out
-
-
 def predict_split(predict_fn, params, dataset, video_ids, vocab, sharding, *, batch_size: int,
                   mode: str, post_cfg, progress_total: int | None = None) -> dict:
     """Runs the model over an evaluation dataset -> {video_id: [entries]} (this host)."""
@@ -74,7 +61,7 @@ def predict_split(predict_fn, params, dataset, video_ids, vocab, sharding, *, ba
     progress = Progress(progress_total or 0, items_per_step=batch_size, desc="predict",
                         item_name="videos")
     for step, host in enumerate(dataset, 1):
-        host = pad_host_batch(host, batch_size)
+        host = pad_batch(host, batch_size)
         pred = jax.device_get(predict_fn(params, mesh_lib.global_batch(host, sharding)))
         pred = {k: np.asarray(v) for k, v in pred.items()}
         for i in range(batch_size):

@@ -244,14 +244,10 @@ def run(config, workdir: str) -> dict:
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                       max_to_keep=config.get("keep_checkpoints", 3),
                                       save_every_steps=config.checkpoint_every_steps)
-    start = ckpt.latest_step()
-    if start is not None:
-        abstract_sharded = jax.tree.map(
-            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-            abstract, state_shardings)
-        state = ckpt.restore(start, abstract_sharded, data_iterator=train_iter)
+    restored, start = ckpt.restore_latest(abstract, state_shardings, data_iterator=train_iter)
+    if restored is not None:
+        state = restored
         log.info("resumed from step %d", start)
-    start = int(start or 0)
 
     # --- Loop.
     writer = metrics_lib.MetricWriter(workdir)

@@ -97,3 +97,18 @@ def test_progress_reports_rates_and_eta(caplog):
     assert rates["clips_per_s"] == pytest.approx(8 * rates["steps_per_s"])
     assert "ETA" in caplog.text and "clips/s" in caplog.text
     assert progress.format_duration(3725) == "1:02:05"
+
+
+def test_restore_latest_places_arrays_with_the_given_shardings(tmp_path):
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"))
+    abstract = {"w": jax.ShapeDtypeStruct((8, 4), jnp.float32)}
+    shardings = mesh.param_shardings(
+        abstract, mesh.make_mesh((("data", -1), ("fsdp", 2))), rule="fsdp", min_size=1)
+    assert ckpt.restore_latest(abstract, shardings) == (None, 0)
+    ckpt.save(5, {"w": jnp.ones((8, 4))})
+    ckpt.save(9, {"w": jnp.full((8, 4), 2.0)})
+    ckpt.wait()
+    state, step = ckpt.restore_latest(abstract, shardings)
+    assert step == 9 and float(state["w"][0, 0]) == 2.0
+    assert state["w"].sharding == shardings["w"]
+    ckpt.close()

@@ -186,12 +186,9 @@ def run(config, workdir: str) -> dict:
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                         max_to_keep=int(config.get("keep_checkpoints", 3)),
                         save_every_steps=int(config.checkpoint_every_steps))
-    start = 0
-    if ckpt.latest_step() is not None:
-        start = int(ckpt.latest_step())
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                              abstract, shardings)
-        state = ckpt.restore(start, target, data_iterator=train_iter)
+    restored, start = ckpt.restore_latest(abstract, shardings, data_iterator=train_iter)
+    if restored is not None:
+        state = restored
         log.info("resumed SCST from step %d", start)
 
     # ------------------------------------------------------------------ evaluation

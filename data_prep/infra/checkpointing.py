@@ -10,6 +10,7 @@ import logging
 import os
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 
 _STATE = "state"
@@ -70,6 +71,21 @@ class Checkpointer:
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**items))
         logging.info("restored checkpoint at step %d from %s", step, self.directory)
         return restored[_STATE]
+
+    def restore_latest(self, abstract_state, shardings=None, data_iterator=None):
+        """(state, step) of the latest checkpoint, or (None, 0) when there is none.
+
+        `abstract_state` gives shapes and dtypes (arrays or ShapeDtypeStructs); `shardings`,
+        a matching pytree of shardings, places the restored arrays (as `jit(init)` would).
+        """
+        step = self.latest_step()
+        if step is None:
+            return None, 0
+        if shardings is not None:
+            abstract_state = jax.tree.map(
+                lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                abstract_state, shardings)
+        return self.restore(step, abstract_state, data_iterator), int(step)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

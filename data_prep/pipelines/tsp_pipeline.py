@@ -36,6 +36,7 @@ import grain
 import numpy as np
 
 from data_prep.labels.types import IGNORE_INDEX
+from data_prep.pipelines.batching import pad_batch
 from data_prep.pipelines.clip_transforms import (
     TSP_MEAN,
     TSP_STD,
@@ -194,20 +195,6 @@ class _ClipLoader:
                                      cfg.concept_rule)
             out["concepts"] = np.asarray(target, np.float32).reshape(cfg.num_concepts)
         return out
-
-
-def pad_batch(batch: dict, batch_size: int) -> dict:
-    """Pads a partial batch to `batch_size` by repeating its first example with valid=False."""
-    n = len(batch["valid"])
-    if n == batch_size:
-        return batch
-    out = {}
-    for key, value in batch.items():
-        filler = np.repeat(value[:1], batch_size - n, axis=0)
-        if key == "valid":
-            filler = np.zeros_like(filler)
-        out[key] = np.concatenate([value, filler], axis=0)
-    return out
 
 
 def _default_concept_fn():
