@@ -154,14 +154,17 @@ def run(config, workdir: str) -> dict:
     log.info("%d videos, %d already extracted, %d to do", len(first_of),
              len(first_of) - len(todo), len(todo))
     per_host_bs = int(config.batch_size) // jax.process_count()
-    total_clips = sum(num_sliding_clips(int(source.num_frames[i]), config.clip_length,
-                                        config.stride) for i in todo)
-    progress = Progress(max(1, -(-total_clips // per_host_bs)), items_per_step=per_host_bs,
+    chunk = int(config.get("videos_per_chunk", 64))
+    clips = [num_sliding_clips(int(source.num_frames[i]), config.clip_length, config.stride)
+             for i in todo]
+    # Each chunk of videos ends with a padded batch: count batches per chunk.
+    total_steps = sum(-(-sum(clips[k:k + chunk]) // per_host_bs)
+                      for k in range(0, len(todo), chunk))
+    progress = Progress(max(1, total_steps), items_per_step=per_host_bs,
                         desc="sa_tsp_extract", item_name="clips",
                         log_every_s=config.get("progress_every_s", 10.0))
     counters = {"done": 0, "clips": 0, "steps": 0}
     failed = []
-    chunk = int(config.get("videos_per_chunk", 64))
     for start in range(0, len(todo), chunk):
         ids = todo[start:start + chunk]
         try:

@@ -68,7 +68,7 @@ class Progress:
             key = f"{self.item_name}_per_s"
             if key in rates:
                 parts.append(f"{rates[key]:.1f} {self.item_name}/s")
-            remaining = (self.total_steps - step) / max(rates["steps_per_s"], 1e-9)
+            remaining = max(0, self.total_steps - step) / max(rates["steps_per_s"], 1e-9)
             parts.append(f"ETA {format_duration(remaining)}")
         logging.info(" | ".join(parts))
 
