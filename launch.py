@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "captioner_predict": "captioner_jax.inference:run",
     "captioner_scst": "captioner_jax.scst.train_scst:run",
     "ensemble": "captioner_jax.ensemble.stage:run",
+    "caption_baseline": "captioner_jax.baseline:run",
     "pipeline": "launch:run_pipeline",
     "caption_video": "launch:caption_video",
 }

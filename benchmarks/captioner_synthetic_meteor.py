@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import logging
 import os
@@ -38,7 +37,8 @@ def main():
     for noisy in ("absl", "orbax"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from captioner_jax import postprocess, train
+    from captioner_jax import train
+    from captioner_jax.baseline import baseline_submission, most_frequent_caption
     from captioner_jax.data.attribute_features import write_attribute_features
     from captioner_jax.evaluation import evaluate_submission
     from configs.captioner import synthetic
@@ -76,14 +76,10 @@ def main():
 
     # Baseline: the most frequent training caption on every GT segment of val_1.
     with open(c.data.train_captions) as f:
-        train_caps = json.load(f)
-    counts = collections.Counter(s.strip() for v in train_caps.values() for s in v["sentences"])
-    top_caption = counts.most_common(1)[0][0]
+        top_caption = most_frequent_caption(json.load(f))
     with open(c.data.val_captions) as f:
-        val = json.load(f)
-    results = {vid: [{"sentence": top_caption, "timestamp": ts} for ts in v["timestamps"]]
-               for vid, v in val.items()}
-    base = evaluate_submission(postprocess.submission(results), list(c.eval.references))
+        base = evaluate_submission(baseline_submission(top_caption, json.load(f)),
+                                   list(c.eval.references))
     keys = ("METEOR", "CIDEr", "Bleu_4")
     print(f"features: {'attribute (diagnostic)' if not args.features else features}, "
           f"{args.train} train / {args.val} val videos, {args.epochs} epochs, "

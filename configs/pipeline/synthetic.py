@@ -7,7 +7,8 @@
 
 Steps (each a launch.py stage with its own config; a finished step is skipped on rerun):
   data -> text -> shards -> sa_tsp (pretraining) -> features (extraction) ->
-  captioner (learned proposals) + predict -> captioner_gt_seed{0,1,2} (GT proposals) + predict
+  captioner (learned proposals) + predict -> baseline (most frequent training caption on
+  every GT segment) -> captioner_gt_seed{0,1,2} (GT proposals) + predict
   -> scst (from captioner_gt_seed0) -> ensemble (of the three GT-proposal captioners),
 then a table of the official metrics (`{workdir}/results.md`).
 
@@ -76,6 +77,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {"name": "predict", "workdir": "captioner", "config": f"{captioner},predict",
          "report": {"table": "Learned proposals (val_1 + val_2 references)",
                     "row": "captioner (SA-TSP features)", "key": "", "per_tiou": True}},
+        {"name": "baseline", "workdir": "baseline",
+         "config": f"configs/caption_baseline.py:root={data}",
+         "report": {"table": "GT proposals (val_1 + val_2 references)",
+                    "row": "baseline: most frequent training caption", "key": ""}},
         *gt_member(0),
         *gt_member(1),
         *gt_member(2),
