@@ -9,7 +9,9 @@ Steps (each a launch.py stage with its own config; a finished step is skipped on
   data -> text -> shards -> sa_tsp (pretraining) -> features (extraction) ->
   captioner (learned proposals) + predict -> baseline (most frequent training caption on
   every GT segment) -> captioner_gt_seed{0,1,2} (GT proposals) + predict
-  -> scst (from captioner_gt_seed0) -> ensemble (of the three GT-proposal captioners),
+  -> scst (from captioner_gt_seed0; CIDEr-D reward, mean-of-others baseline, lr 5e-5: on the
+  encoder's features the METEOR-mix reward of configs/captioner/synthetic_scst.py lengthens the
+  captions until they ramble) -> ensemble (of the three GT-proposal captioners),
 then a table of the official metrics (`{workdir}/results.md`).
 
 The captioners run on one device (`devices=1`): their synthetic batches of 4 videos are too
@@ -26,7 +28,7 @@ from configs.common import parse_arg
 
 _SIZES = {
     # data set size, encoder steps, captioner epochs, SCST steps, evaluation cadence
-    "demo": dict(data="demo", sa_tsp_steps=300, epochs=12, scst_steps=150, runlocal=""),
+    "demo": dict(data="demo", sa_tsp_steps=300, epochs=12, scst_steps=300, runlocal=""),
     "tiny": dict(data="tiny", sa_tsp_steps=6, epochs=2, scst_steps=4, runlocal=",runlocal"),
 }
 
@@ -86,7 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         *gt_member(2),
         {"name": "scst", "workdir": "captioner_scst",
          "config": f"configs/captioner/synthetic_scst.py:root={data},features={features},"
-                   "dim=64,devices=1,"
+                   "dim=64,devices=1,reward=cider,scst_lr=5e-5,"
                    f"init={{workdir}}/captioner_gt_seed0,scst_steps={s['scst_steps']},"
                    f"eval_every={s['scst_steps']}{s['runlocal']}",
          "report": [
