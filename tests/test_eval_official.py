@@ -112,6 +112,34 @@ def test_meteor_agrees_with_pycocoevalcap_wrapper(coco_meteor):
     assert meteor.aggregate(hyps[:2], refs[:2]) != pytest.approx(np.mean(want_seg[:2]))
 
 
+def test_meteor_presummed_aggregate_equals_per_pair_eval(real):
+    """`aggregates` (one pre-summed statistics line per group) == `EVAL` of every pair's line,
+    bit for bit, including the jar's quirk of not adding the chunks of a perfect match."""
+    v1, v2, _, _ = real
+    vids = sorted(v1)[:40]
+    hyps = [s for v in vids for s in v1[v]["sentences"]]
+    refs = [[s] for v in vids for s in (v2[v]["sentences"] if v in v2 else v1[v]["sentences"])]
+    n = min(len(hyps), len(refs))
+    hyps, refs = ptb_tokenize(hyps[:n]), [[r] for r in ptb_tokenize([r[0] for r in refs[:n]])]
+    hyps += ["a man rides a horse", "the", "a b c d", "abc123"]
+    refs += [["a man rides a horse"], ["the"], ["d c b a"], ["abc123!@#"]]
+    meteor = get_meteor()
+    stats = meteor.stats(hyps, refs)
+    perfect, word, swapped, garbage = len(stats) - 4, len(stats) - 3, len(stats) - 2, len(stats) - 1
+    rng = np.random.default_rng(0)
+    groups = [rng.choice(len(stats), size=int(rng.integers(1, 30))).tolist() for _ in range(60)]
+    groups += [[perfect], [perfect, perfect], [perfect, word, 3], [swapped], [garbage],
+               [garbage, perfect, swapped], list(range(len(stats)))]
+    lines = [[stats[j] for j in g] for g in groups]
+    want = np.asarray([agg for _, agg in meteor.evaluate(lines)])
+    got = meteor.aggregates(lines)
+    np.testing.assert_array_equal(got, want)
+    # Two perfect matches aggregate to 1 only because their chunks are not summed.
+    assert got[61] == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        meteor.aggregates([[stats[0]], []])
+
+
 @pytest.mark.parametrize("version, golden", [("2018", GOLDEN_2018), ("latest", GOLDEN_2021)])
 def test_equals_official_script(golden_case, version, golden):
     sub, refs, _ = golden_case

@@ -7,7 +7,8 @@ computed differently:
   * every distinct (hypothesis, reference) token pair is scored once for all thresholds:
     BLEU statistics and ROUGE-L vectorized in numpy, METEOR statistics in one pipelined
     request to one long-lived jar; per (video, threshold) the BLEU statistics are summed,
-    ROUGE-L averaged, and METEOR aggregated by the jar (`EVAL`), exactly as the official
+    ROUGE-L averaged, and METEOR aggregated by the jar (`EVAL` of the group's statistics,
+    summed beforehand as the jar sums them, see `meteor.sum_stats`), exactly as the official
     scorers do per video;
   * CIDEr-D depends on each video's own pair references, so it is computed per
     (video, threshold) group, all groups at once (`grouped_cider`).
@@ -108,8 +109,8 @@ def _meteor_per_group(
     meteor: MeteorProcess, hyps: list[str], refs: list[list[str]], inst_to_uniq: np.ndarray,
     group: np.ndarray, present: np.ndarray,
 ) -> np.ndarray:
-    """Jar statistics of each distinct pair, then one `EVAL` per group of its pairs' statistics
-    in pair order; returns the jar's aggregate per group in `present` (sorted group ids)."""
+    """Jar statistics of each distinct pair, then the jar's aggregate of each group's
+    statistics (`MeteorProcess.aggregates`); returns it per group in `present` (sorted ids)."""
     stats_u = meteor.stats(hyps, refs)
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], present, side="left")
@@ -117,8 +118,8 @@ def _meteor_per_group(
     # A video's pair list is often the same at several thresholds: evaluate each list once.
     keys = [tuple(inst_to_uniq[order[b:e]].tolist()) for b, e in zip(bounds, ends)]
     distinct = list(dict.fromkeys(keys))
-    aggregates = meteor.evaluate([[stats_u[j] for j in key] for key in distinct])
-    value = {key: agg for key, (_, agg) in zip(distinct, aggregates)}
+    aggregates = meteor.aggregates([[stats_u[j] for j in key] for key in distinct])
+    value = dict(zip(distinct, aggregates.tolist()))
     return np.asarray([value[key] for key in keys], np.float64)
 
 
