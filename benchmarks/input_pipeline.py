@@ -26,46 +26,18 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import grain  # noqa: E402
-import numpy as np  # noqa: E402
 
-from data_prep.labels.types import (  # noqa: E402
-    IGNORE_INDEX,
-    REGION_ACTION,
-    REGION_BACKGROUND,
-    VideoLabels,  # noqa: E402
-)
+from data_prep.labels.types import VideoLabels  # noqa: E402
+from data_prep.labels.video_labels import build_video_labels  # noqa: E402
 from data_prep.pipelines import ClipShardSource, TspInputConfig, tsp_train_dataset  # noqa: E402
 from data_prep.shards import write_shards  # noqa: E402
 
 
 def _labels_from_tsp_csv(root: str) -> dict[str, VideoLabels]:
     """VideoLabels (segments + action/region labels, no events) from the synthetic TSP CSV."""
-    from data_prep.annotations.tsp_csv import (
-        caption_video_id,
-        group_by_video,
-        read_label_mapping,
-        read_tsp_groundtruth,
-    )
-
-    classes = read_label_mapping(os.path.join(root, "tsp", "action_label_mapping.json"))
-    class_id = {name: i for i, name in enumerate(classes)}
-    out = {}
-    for name, rows in group_by_video(
-        read_tsp_groundtruth(os.path.join(root, "tsp", "train_tsp_groundtruth.csv"))
-    ).items():
-        vid = caption_video_id(name)
-        out[vid] = VideoLabels(
-            video_id=vid,
-            duration=rows[0].video_duration,
-            segments=[[r.t_start, r.t_end] for r in rows],
-            action_labels=[class_id[r.action_label] if r.action_label else IGNORE_INDEX
-                           for r in rows],
-            region_labels=[REGION_ACTION if r.region_label == "Action" else REGION_BACKGROUND
-                           for r in rows],
-            event_segments=np.zeros((0, 2)),
-            event_concepts=[],
-        )
-    return out
+    return build_video_labels(os.path.join(root, "tsp", "train_tsp_groundtruth.csv"),
+                              os.path.join(root, "tsp", "action_label_mapping.json"),
+                              min_segment_s=0.0)
 
 
 def _time_pipeline(ds, batch_size: int, seconds: float) -> tuple[float, int]:

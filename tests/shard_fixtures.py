@@ -78,26 +78,6 @@ def toy_concepts(t0: float, t1: float, labels: VideoLabels, num_concepts: int, r
 
 def labels_from_tsp_csv(csv_path: str, mapping_path: str) -> dict[str, VideoLabels]:
     """Test labels_fn helper: VideoLabels (TSP segments + labels, no events) from a TSP CSV."""
-    from data_prep.annotations.tsp_csv import (
-        caption_video_id,
-        group_by_video,
-        read_label_mapping,
-        read_tsp_groundtruth,
-    )
+    from data_prep.labels.video_labels import build_video_labels
 
-    class_id = {name: i for i, name in enumerate(read_label_mapping(mapping_path))}
-    out = {}
-    for name, rows in group_by_video(read_tsp_groundtruth(csv_path)).items():
-        vid = caption_video_id(name)
-        out[vid] = VideoLabels(
-            video_id=vid,
-            duration=rows[0].video_duration,
-            segments=[[r.t_start, r.t_end] for r in rows],
-            action_labels=[class_id[r.action_label] if r.action_label else IGNORE_INDEX
-                           for r in rows],
-            region_labels=[REGION_ACTION if r.region_label == "Action" else REGION_BACKGROUND
-                           for r in rows],
-            event_segments=np.zeros((0, 2)),
-            event_concepts=[],
-        )
-    return out
+    return build_video_labels(csv_path, mapping_path, min_segment_s=0.0)
