@@ -112,3 +112,26 @@ def count_params(params) -> int:
     import jax
 
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def resumable_training_input(config, workdir: str, train_ids, videos, loader, vocab,
+                             per_host_batch: int, abstract_state, state_shardings):
+    """The training iterator and step checkpointer of a captioner trainer (XE or SCST),
+    restored to the newest checkpoint in `workdir/checkpoints` when there is one.
+
+    Returns (train_iter, checkpointer, restored_state or None, start_step). The iterator's
+    position is checkpointed with the state, so a resumed run sees the batches the killed one
+    would have seen next.
+    """
+    from captioner_jax.data.pipeline import caption_dataset
+    from data_prep.infra.checkpointing import Checkpointer
+
+    in_cfg = input_config(config.data, per_host_batch)
+    train_iter = iter(caption_dataset(train_ids, videos, loader, vocab, in_cfg,
+                                      seed=int(config.seed), train=True))
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
+                        max_to_keep=int(config.get("keep_checkpoints", 3)),
+                        save_every_steps=int(config.checkpoint_every_steps))
+    restored, start = ckpt.restore_latest(abstract_state, state_shardings,
+                                          data_iterator=train_iter)
+    return train_iter, ckpt, restored, start

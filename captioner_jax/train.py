@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import optax
 
 from captioner_jax import build, inference
-from captioner_jax.data.pipeline import caption_dataset
 from captioner_jax.objective import MatcherCosts, compute_losses
 from data_prep.annotations.atomic_io import atomic_write_json
 from data_prep.infra import mesh as mesh_lib
@@ -120,13 +119,8 @@ def run(config, workdir: str) -> dict:
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
     # ------------------------------------------------------------------ input, checkpoints
-    in_cfg = build.input_config(config.data, per_host)
-    train_iter = iter(caption_dataset(train_ids, train_videos, loader, vocab, in_cfg,
-                                      seed=int(config.seed), train=True))
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                        max_to_keep=int(config.get("keep_checkpoints", 3)),
-                        save_every_steps=int(config.checkpoint_every_steps))
-    restored, start = ckpt.restore_latest(abstract, shardings, data_iterator=train_iter)
+    train_iter, ckpt, restored, start = build.resumable_training_input(
+        config, workdir, train_ids, train_videos, loader, vocab, per_host, abstract, shardings)
     if restored is not None:
         state = restored
         log.info("resumed from step %d", start)

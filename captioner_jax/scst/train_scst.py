@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from captioner_jax import build, inference
-from captioner_jax.data.pipeline import caption_dataset
 from captioner_jax.scst.loss import advantages
 from captioner_jax.scst.pdvc_decoder import pdvc_build_decoder
 from captioner_jax.scst.rewards import CaptionReward
@@ -180,13 +179,8 @@ def run(config, workdir: str) -> dict:
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
     # ------------------------------------------------------------------ input, checkpoints
-    in_cfg = build.input_config(config.data, per_host)
-    train_iter = iter(caption_dataset(train_ids, videos, loader, vocab, in_cfg,
-                                      seed=int(config.seed), train=True))
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                        max_to_keep=int(config.get("keep_checkpoints", 3)),
-                        save_every_steps=int(config.checkpoint_every_steps))
-    restored, start = ckpt.restore_latest(abstract, shardings, data_iterator=train_iter)
+    train_iter, ckpt, restored, start = build.resumable_training_input(
+        config, workdir, train_ids, videos, loader, vocab, per_host, abstract, shardings)
     if restored is not None:
         state = restored
         log.info("resumed SCST from step %d", start)
