@@ -148,6 +148,14 @@ def test_idf_by_hand(tmp_path):
     assert IdfTable.load(tmp_path / "idf.json") == table
 
 
+def test_text_artefact_loaders_name_an_invalid_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"concepts": [')
+    for load in (IdfTable.load, ConceptVocab.load, CaptionVocab.load):
+        with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
+            load(bad)
+
+
 def test_text_stage_on_synthetic(synthetic_dataset, nltk_data_dir, tmp_path):
     from configs.data.text_synthetic import get_config
     from data_prep.text.stage import run

@@ -14,7 +14,6 @@ A malformed video raises `AnnotationError` naming file, video and field, or, wit
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from data_prep.annotations.atomic_io import atomic_write_json
-from data_prep.annotations.errors import AnnotationError, as_float
+from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +118,7 @@ def read_captions(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, None, None, f"not valid JSON: {e}") from None
+    raw = read_json_file(path)
     if not isinstance(raw, Mapping):
         raise AnnotationError(path, None, None, "expected an object {video_id: {...}}")
     out: dict[str, VideoCaptions] = {}

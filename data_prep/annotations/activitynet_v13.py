@@ -11,13 +11,12 @@ Video ids are kept as in the file (the official file has no `v_` prefix, BSN's h
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
-from data_prep.annotations.errors import AnnotationError, as_float
+from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
 
 
 @dataclasses.dataclass
@@ -34,11 +33,7 @@ class ActionVideo:
 def read_activitynet_v13(path: str | os.PathLike) -> dict[str, ActionVideo]:
     """Reads and validates a v1.3-style file; errors name the file, video and field."""
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, None, None, f"not valid JSON: {e}") from None
+    raw = read_json_file(path)
     if isinstance(raw, Mapping) and "database" in raw:
         raw = raw["database"]
     if not isinstance(raw, Mapping):

@@ -1,6 +1,7 @@
 """The error raised for bad annotation files, naming the file, the video and the field."""
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -30,3 +31,12 @@ def as_float(value, path, video, field) -> float:
     if out != out or out in (float("inf"), float("-inf")):
         raise AnnotationError(path, video, field, f"expected a finite number, got {value!r}")
     return out
+
+
+def read_json_file(path: str | os.PathLike):
+    """The parsed content of a JSON file; invalid JSON is an AnnotationError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, None, None, f"not valid JSON: {e}") from None

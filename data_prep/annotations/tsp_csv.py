@@ -12,11 +12,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 
 from data_prep.annotations.atomic_io import atomic_write_json, atomic_write_text
-from data_prep.annotations.errors import AnnotationError, as_float
+from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
 
 GROUNDTRUTH_COLUMNS = ("video-name", "t-start", "t-end", "action-label", "video-duration",
                        "filename", "fps", "video-frames", "temporal-region-label")
@@ -146,11 +145,7 @@ def read_tsp_metadata(path: str | os.PathLike) -> dict[str, VideoMetadata]:
 def read_label_mapping(path: str | os.PathLike) -> list[str]:
     """A label-mapping JSON list (index = label id)."""
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            labels = json.load(f)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, None, None, f"not valid JSON: {e}") from None
+    labels = read_json_file(path)
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise AnnotationError(path, None, None, "expected a JSON list of class names")
     if len(set(labels)) != len(labels):

@@ -20,13 +20,13 @@ no validation words leak into the model (pass the val files to reproduce PDVC's 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.annotations.errors import read_json_file
 
 # PDVC's punctuation marks, in its order (the escaped newline before the backslash).
 PUNCTUATION_MARKS = (",", ":", "!", "_", ";", "-", ".", "?", "/", '"', "\\n", "\\")
@@ -128,8 +128,7 @@ class CaptionVocab:
     @classmethod
     def load(cls, path: str | os.PathLike) -> CaptionVocab:
         """Reads PDVC's JSON format, checking that both maps agree."""
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+        raw = read_json_file(path)
         if not isinstance(raw, dict) or "ix_to_word" not in raw or "word_to_ix" not in raw:
             raise ValueError(f"{path}: expected keys 'ix_to_word' and 'word_to_ix'")
         itow = {int(k): v for k, v in raw["ix_to_word"].items()}

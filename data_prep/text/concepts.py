@@ -19,7 +19,6 @@ A sentence's concepts are the vocabulary keys among its tokens whose tag is in a
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections import Counter
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.annotations.errors import read_json_file
 from data_prep.text import nltk_resources
 
 POS_GROUPS = ("noun", "verb", "adj", "adv", "number")
@@ -205,8 +205,7 @@ class ConceptVocab:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ConceptVocab:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+        raw = read_json_file(path)
         if not isinstance(raw, dict) or "concepts" not in raw:
             raise ValueError(f"{path}: not a concept vocabulary (no 'concepts' field)")
         opts = dict(raw.get("options", {}))

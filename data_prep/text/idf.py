@@ -11,13 +11,13 @@ SA-TSP picks, per proposal, the member caption with (1) the most unique semantic
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections import Counter
 from collections.abc import Iterable
 
 from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.annotations.errors import read_json_file
 from data_prep.text.caption_vocab import encode_tokens
 
 
@@ -54,8 +54,7 @@ class IdfTable:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> IdfTable:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+        raw = read_json_file(path)
         if not isinstance(raw, dict) or "document_frequency" not in raw:
             raise ValueError(f"{path}: not an IDF table (no 'document_frequency' field)")
         n = int(raw["num_documents"])
