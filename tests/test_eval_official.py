@@ -97,6 +97,13 @@ def test_ptb_tokenize_observed_example_and_pycocoevalcap():
     assert ptb_tokenize([]) == []
 
 
+def test_ptb_tokenizer_reads_past_the_line_end_as_the_official_batch_does():
+    """The jar's look-ahead across lines (why official runs differ with PYTHONHASHSEED)."""
+    sentence = "Each one with a capital T."
+    assert ptb_tokenize([sentence, "The man runs."])[0] == "each one with a capital t"
+    assert ptb_tokenize([sentence, "we see it"])[0] == "each one with a capital t."
+
+
 def test_meteor_agrees_with_pycocoevalcap_wrapper(coco_meteor):
     hyps = ["a man is playing the guitar", "", "the dogs run  on the field",
             "a woman ||| is talking", "abc123"]
