@@ -139,12 +139,12 @@ def test_meteor_presummed_aggregate_equals_per_pair_eval(real):
                [garbage, perfect, swapped], list(range(len(stats)))]
     lines = [[stats[j] for j in g] for g in groups]
     want = np.asarray([agg for _, agg in meteor.evaluate(lines)])
-    got = meteor.aggregates(lines)
+    got = meteor.aggregates(stats, groups)
     np.testing.assert_array_equal(got, want)
     # Two perfect matches aggregate to 1 only because their chunks are not summed.
     assert got[61] == 1.0
     with pytest.raises(ValueError, match="at least one"):
-        meteor.aggregates([[stats[0]], []])
+        meteor.aggregates(stats, [[0], []])
 
 
 @pytest.mark.parametrize("version, golden", [("2018", GOLDEN_2018), ("latest", GOLDEN_2021)])

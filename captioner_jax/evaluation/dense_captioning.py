@@ -8,7 +8,7 @@ computed differently:
     BLEU statistics and ROUGE-L vectorized in numpy, METEOR statistics in one pipelined
     request to one long-lived jar; per (video, threshold) the BLEU statistics are summed,
     ROUGE-L averaged, and METEOR aggregated by the jar (`EVAL` of the group's statistics,
-    summed beforehand as the jar sums them, see `meteor.sum_stats`), exactly as the official
+    summed beforehand as the jar sums them, see `meteor.group_stats`), exactly as the official
     scorers do per video;
   * CIDEr-D depends on each video's own pair references, so it is computed per
     (video, threshold) group, all groups at once (`grouped_cider`).
@@ -118,7 +118,7 @@ def _meteor_per_group(
     # A video's pair list is often the same at several thresholds: evaluate each list once.
     keys = [tuple(inst_to_uniq[order[b:e]].tolist()) for b, e in zip(bounds, ends)]
     distinct = list(dict.fromkeys(keys))
-    aggregates = meteor.aggregates([[stats_u[j] for j in key] for key in distinct])
+    aggregates = meteor.aggregates(stats_u, distinct)
     value = dict(zip(distinct, aggregates.tolist()))
     return np.asarray([value[key] for key in keys], np.float64)
 
