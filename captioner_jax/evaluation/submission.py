@@ -114,23 +114,23 @@ def load_submission(submission, *, lenient: bool = False) -> Submission:
     if not isinstance(results, Mapping):
         raise SubmissionError(f"{source}: 'results' is a {type(results).__name__}, not an object")
     out = Submission(videos={}, source=source)
+
+    def drop(msg: str) -> None:
+        """A bad video value or entry: an error, or with `lenient` dropped and counted."""
+        if not lenient:
+            raise SubmissionError(msg)
+        out.problems.append(msg)
+        out.dropped_entries += 1
+
     for vid, entries in results.items():
         if not isinstance(entries, (list, tuple)):
-            msg = f"{source}: video {vid!r}: value is a {type(entries).__name__}, not a list"
-            if not lenient:
-                raise SubmissionError(msg)
-            out.problems.append(msg)
-            out.dropped_entries += 1
+            drop(f"{source}: video {vid!r}: value is a {type(entries).__name__}, not a list")
             continue
         sentences, stamps, positions = [], [], []
         for i, entry in enumerate(entries):
             problem = _entry_problem(entry)
             if problem is not None:
-                msg = f"{source}: video {vid!r}, entry {i}: {problem}"
-                if not lenient:
-                    raise SubmissionError(msg)
-                out.problems.append(msg)
-                out.dropped_entries += 1
+                drop(f"{source}: video {vid!r}, entry {i}: {problem}")
                 continue
             sentences.append(entry["sentence"])
             stamps.append((float(entry["timestamp"][0]), float(entry["timestamp"][1])))
