@@ -214,25 +214,6 @@ def _import_function(target: str):
     return getattr(importlib.import_module(module_name), func_name)
 
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
-
-
-def _collect_videos(spec: str) -> list[str]:
-    """A video file, a folder of videos, or a comma-separated list of either."""
-    paths = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        if os.path.isdir(part):
-            paths += sorted(os.path.join(part, f) for f in os.listdir(part)
-                            if f.lower().endswith(VIDEO_EXTENSIONS))
-        elif os.path.isfile(part):
-            paths.append(part)
-        else:
-            raise FileNotFoundError(f"video {part!r} not found")
-    if not paths:
-        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in {spec!r}")
-    return paths
-
-
 def caption_video(config, workdir: str) -> dict:
     """Stage "caption_video": dense captions (+ timeline PNG and HTML page) for your videos.
 
@@ -246,12 +227,13 @@ def caption_video(config, workdir: str) -> dict:
     """
     from captioner_jax.visualization.gallery import render_video_result
     from captioner_jax.visualization.video_frames import video_duration_s
+    from data_prep.infra.videos import collect_videos
     from data_prep.labels.types import VideoLabels
     from data_prep.shards.writer import write_shards
 
     root = os.path.abspath(workdir)
     skipped, items = [], []
-    for path in _collect_videos(config.video):
+    for path in collect_videos(config.video):
         video_id = os.path.splitext(os.path.basename(path))[0]
         try:
             duration = video_duration_s(path)
@@ -319,20 +301,6 @@ def caption_video(config, workdir: str) -> dict:
     return {"captioned": len(items), "skipped": len(skipped)}
 
 
-def setup_jax(config) -> None:
-    """Persistent compilation cache and (when asked) multi-host initialisation."""
-    cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), ".jax_cache"
-    )
-    import jax  # imported here so `--help` and pure-host stages stay fast
-
-    if cache_dir:
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    if config.get("distributed", False):
-        jax.distributed.initialize()
-
-
 class _QuietLibraries(logging.Filter):
     """Drops INFO records of chatty libraries (Orbax logs every checkpoint phase)."""
 
@@ -358,6 +326,8 @@ def main(argv) -> None:
     if not stage:
         raise app.UsageError(f"config {flags.FLAGS['config'].value!r} names no `stage`")
     run = resolve_stage(stage)
+    from data_prep.infra.jax_setup import setup_jax
+
     setup_jax(config)
     os.makedirs(workdir, exist_ok=True)
     result = run(config, workdir)

@@ -12,7 +12,7 @@ import json
 import os
 
 from captioner_jax.evaluation import evaluate_submission
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 
 
 def most_frequent_caption(train_captions: dict) -> str:

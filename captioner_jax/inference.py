@@ -24,7 +24,7 @@ import numpy as np
 from captioner_jax import build, decoding, postprocess
 from captioner_jax.data.pipeline import caption_dataset
 from captioner_jax.objective import forward
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.progress import Progress
 from data_prep.pipelines.batching import pad_batch

@@ -23,7 +23,7 @@ import optax
 
 from captioner_jax import build, inference
 from captioner_jax.objective import MatcherCosts, compute_losses
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.metrics import MetricWriter

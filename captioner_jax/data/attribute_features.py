@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from data_prep.annotations.atomic_io import atomic_write_bytes
+from data_prep.infra.atomic_files import atomic_write_bytes
 
 ATTRIBUTES = ("count", "size", "color", "shape", "action", "speed")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from captioner_jax.scst.rewards import CaptionReward
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 
 
 def split_validation(

@@ -49,7 +49,7 @@ from captioner_jax.scst.update import (
     make_update_step,
     trainable_labels,
 )
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.metrics import MetricWriter

@@ -19,21 +19,7 @@ import optax
 
 from captioner_jax.scst.loss import scst_loss
 from captioner_jax.scst.sampler import BuildDecoder, sequence_logprobs
-
-
-def param_path(path) -> str:
-    """'/'-joined key path of a pytree leaf, e.g. 'params/caption_head/lstm/kernel'."""
-    parts = []
-    for k in path:
-        if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
-        elif isinstance(k, jax.tree_util.GetAttrKey):
-            parts.append(k.name)
-        elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
+from data_prep.infra.tree_names import key_path_name
 
 
 def trainable_labels(params: Any, trainable: Sequence[str]) -> Any:
@@ -43,7 +29,7 @@ def trainable_labels(params: Any, trainable: Sequence[str]) -> Any:
     params = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else params
 
     def label(path, _):
-        p = param_path(path)
+        p = key_path_name(path)
         return "train" if not patterns or any(r.search(p) for r in patterns) else "freeze"
 
     labels = jax.tree_util.tree_map_with_path(label, params)

@@ -22,8 +22,8 @@ matplotlib.use("Agg")  # headless
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from captioner_jax.visualization.atomic_files import atomic_path  # noqa: E402
 from data_prep.infra.metrics import read_metrics  # noqa: E402
+from data_prep.infra.paths import local_output  # noqa: E402
 
 _NOT_METRICS = {"step", "split", "time", "wall_time", "timestamp", "epoch"}
 _SPLIT_STYLES = {"train": "-", "eval": "--", "val": "--", "valid": "--", "test": ":"}
@@ -163,6 +163,6 @@ def plot_training_curves(metrics_jsonl_paths: Sequence[str], out_png: str,
         if len(series[name]) > 1 or any(series[name]):
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
+    with local_output(out_png) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", facecolor="white")
     return names

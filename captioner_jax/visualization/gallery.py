@@ -14,15 +14,15 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from captioner_jax.visualization.atomic_files import write_text_atomic
 from captioner_jax.visualization.events import parse_events, span_of
 from captioner_jax.visualization.html_page import write_caption_page
 from captioner_jax.visualization.timeline import render_timeline
 from captioner_jax.visualization.video_frames import (
-    find_video,
     try_thumbnails,
     video_duration_s,
 )
+from data_prep.infra.atomic_files import atomic_write_text
+from data_prep.infra.videos import find_video_file
 
 
 def safe_name(video_id: str) -> str:
@@ -143,7 +143,7 @@ def render_submission_videos(submission_path: str, out_dir: str,
                 if isinstance(r.get(video_id), Mapping)}
         durations = [float(r[video_id]["duration"]) for r in references.values()
                      if isinstance(r.get(video_id), Mapping) and "duration" in r[video_id]]
-        video_path = find_video(videos_dir, video_id) if videos_dir else None
+        video_path = find_video_file(videos_dir, video_id) if videos_dir else None
         try:
             info = render_video_result(out_dir, video_id, list(results[video_id] or []),
                                        durations[0] if durations else None,
@@ -162,7 +162,7 @@ def _write_index(path: str, submission_path: str, written: list[dict]) -> None:
         f'<li><a href="{html.escape(os.path.basename(w["html"]), quote=True)}">'
         f'{html.escape(w["video_id"])}</a> — {w["num_predicted"]} events</li>'
         for w in written)
-    write_text_atomic(path, f"""<!DOCTYPE html>
+    atomic_write_text(path, f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Dense captions</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto}}</style>
 </head><body><h1>Dense captions</h1>

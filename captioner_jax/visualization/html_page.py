@@ -24,8 +24,8 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 
-from captioner_jax.visualization.atomic_files import write_text_atomic
 from captioner_jax.visualization.events import Event, assign_lanes, parse_events, span_of
+from data_prep.infra.atomic_files import atomic_write_text
 
 _TRACK_LANE_PX = 16
 
@@ -303,5 +303,5 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
 </body>
 </html>
 """
-    write_text_atomic(out_html, page)
+    atomic_write_text(out_html, page)
     return out_html

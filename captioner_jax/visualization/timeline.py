@@ -26,7 +26,6 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from captioner_jax.visualization.atomic_files import atomic_path  # noqa: E402
 from captioner_jax.visualization.events import (  # noqa: E402
     Event,
     assign_lanes,
@@ -34,6 +33,7 @@ from captioner_jax.visualization.events import (  # noqa: E402
     parse_events,
     span_of,
 )
+from data_prep.infra.paths import local_output  # noqa: E402
 
 DPI = 100
 _LEFT, _RIGHT = 120, 24  # px: margin for section labels / right margin
@@ -268,6 +268,6 @@ def render_timeline(video_id: str, duration_s: float | None, predicted: list[dic
 
     ax.set_xlim(0, width_px)
     ax.set_ylim(height_px, 0)
-    with atomic_path(out_png) as tmp:
+    with local_output(out_png) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
     return width_px, height_px

@@ -6,30 +6,10 @@ Feature extraction decodes videos its own way (sa_tsp_jax); this stays independe
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import av
 import numpy as np
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
-
-
-def find_video(videos_dir: str, video_id: str) -> str | None:
-    """Path of `video_id`'s file in `videos_dir` (any common extension), or None.
-
-    ActivityNet ids carry a `v_` prefix that downloaded files often lack (YouTube id only),
-    so both spellings are tried.
-    """
-    names = [video_id]
-    if video_id.startswith("v_"):
-        names.append(video_id[2:])
-    for name in names:
-        for ext in VIDEO_EXTENSIONS:
-            path = os.path.join(videos_dir, name + ext)
-            if os.path.isfile(path):
-                return path
-    return None
 
 
 def video_duration_s(path: str) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg  # noqa: F401 (re-exported)
+from configs.common import parse_arg, run_block  # noqa: F401 (re-exported)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -16,7 +16,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stage = "sa_tsp_train"
     c.seed = 0
     c.rng_impl = "threefry2x32"  # parameter-init PRNG; "rbg" compiles faster on CPU
-    c.distributed = False
+    c.run = run_block()
     # Mesh: pure data parallelism over all devices; for FSDP use
     # (("data", -1), ("fsdp", N)) and param_sharding = "fsdp".
     c.mesh = (("data", -1),)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 
+from data_prep.infra import paths
+
 
 class AnnotationError(ValueError):
     """A malformed annotation: `path`, `video` and `field` say where, the message says what."""
@@ -36,7 +38,6 @@ def as_float(value, path, video, field) -> float:
 def read_json_file(path: str | os.PathLike):
     """The parsed content of a JSON file; invalid JSON is an AnnotationError naming the file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(paths.read_text(path))
     except json.JSONDecodeError as e:
         raise AnnotationError(path, None, None, f"not valid JSON: {e}") from None

@@ -14,7 +14,7 @@ import dataclasses
 import io
 import os
 
-from data_prep.annotations.atomic_io import atomic_write_json, atomic_write_text
+from data_prep.infra.atomic_files import atomic_write_json, atomic_write_text
 from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
 
 GROUNDTRUTH_COLUMNS = ("video-name", "t-start", "t-end", "action-label", "video-duration",

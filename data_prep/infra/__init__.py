@@ -1,6 +1,19 @@
-"""Shared training infrastructure used by both trainers (sa_tsp_jax and captioner_jax).
+"""The project's shared infrastructure: the one package every stage uses for it.
 
-It lives in `data_prep` because the design fixes the import direction as
-data_prep <- sa_tsp_jax and data_prep <- captioner_jax, and the trainers never import each
-other: this is the one package both may depend on.
+Not data preparation: it lives inside `data_prep` only because the fixed import direction is
+data_prep <- sa_tsp_jax and data_prep <- captioner_jax (the trainers never import each other),
+so this is the one place both may depend on. Nothing outside re-implements what is here.
+
+  paths          the path layer (local and gs:// alike; epath); local staging for h5py/PyAV
+  atomic_files   atomic writes (temp + rename locally, single-object writes on buckets)
+  jax_setup      compilation cache and `jax.distributed` from a config's `run` block
+  distributed    process-0 writes, gathering host results, cross-process consistency checks
+  mesh           device mesh, parameter shardings, global batches
+  loop           the trainer kit: itstime, MetricWindow, mesh_for_batch
+  checkpointing  Orbax checkpoints of train state + Grain iterator (automatic resume)
+  preemption     SIGTERM -> checkpoint at the next step boundary on every host
+  metrics        metrics.jsonl (+ TensorBoard), process 0 only, truncated on resume
+  progress       progress lines with rate and ETA, the NaN guard
+  videos         video file extensions and the id -> file rule
+  tree_names     pytree key paths as strings
 """

@@ -7,11 +7,12 @@ with the model, continues on exactly the next batch.
 from __future__ import annotations
 
 import logging
-import os
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+
+from data_prep.infra import paths
 
 _STATE = "state"
 _DATA = "data_iter"
@@ -34,7 +35,8 @@ class Checkpointer:
         save_every_steps: int = 1,
         async_save: bool = False,
     ):
-        self.directory = os.path.abspath(directory)
+        # Orbax needs an absolute local path; a gs:// URI is passed through unchanged.
+        self.directory = paths.absolute(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             save_interval_steps=max(1, int(save_every_steps)),
@@ -93,3 +95,9 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,11 +1,23 @@
-"""Process-level JAX settings shared by every entry point."""
+"""Process-level JAX settings shared by every entry point: compilation cache and multi-host.
+
+Every launchable config has a `run` block (configs/common.py `run_block`):
+  run.distributed          call `jax.distributed.initialize` (one process per host)
+  run.coordinator_address  "host:port" of process 0 ("" = auto-detect: Cloud TPU, SLURM, ...)
+  run.num_processes        0 = auto-detect
+  run.process_id           -1 = auto-detect
+  run.local_device_ids     "" = all local devices; "0,1" = only these (GPU clusters with one
+                           process per GPU)
+`setup_jax(config)` applies it once per process, before any other JAX call.
+"""
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+log = logging.getLogger(__name__)
 
 
 def enable_compilation_cache(directory: str | None = None, min_compile_time_s: float = 1.0) -> str:
@@ -18,3 +30,37 @@ def enable_compilation_cache(directory: str | None = None, min_compile_time_s: f
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_time_s)
     return directory
+
+
+def initialize_distributed(run_cfg) -> bool:
+    """`jax.distributed.initialize` as `run_cfg` asks (see the module docstring).
+
+    Returns whether it initialised. Safe to call twice (the second call is a no-op). On CPU
+    the cross-process collectives use gloo (XLA CPU has no other multi-process transport).
+    """
+    if run_cfg is None or not bool(run_cfg.get("distributed", False)):
+        return False
+    if jax.distributed.is_initialized():
+        return True
+    kwargs = {}
+    if run_cfg.get("coordinator_address"):
+        kwargs["coordinator_address"] = str(run_cfg.coordinator_address)
+    if int(run_cfg.get("num_processes", 0) or 0) > 0:
+        kwargs["num_processes"] = int(run_cfg.num_processes)
+    if int(run_cfg.get("process_id", -1)) >= 0:
+        kwargs["process_id"] = int(run_cfg.process_id)
+    if run_cfg.get("local_device_ids"):
+        kwargs["local_device_ids"] = [int(i) for i in str(run_cfg.local_device_ids).split(",")]
+    if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+    log.info("jax.distributed: process %d of %d, %d local / %d global devices",
+             jax.process_index(), jax.process_count(), jax.local_device_count(),
+             jax.device_count())
+    return True
+
+
+def setup_jax(config) -> None:
+    """Compilation cache and (when `config.run.distributed`) multi-host initialisation."""
+    enable_compilation_cache()
+    initialize_distributed(config.get("run") if hasattr(config, "get") else None)

@@ -16,25 +16,17 @@ from __future__ import annotations
 import logging
 import os
 
+from data_prep.infra import paths
+from data_prep.infra.videos import find_video_file
 from data_prep.labels.types import VideoLabels
 from data_prep.shards.writer import write_shards
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-
-
-def find_video_file(video_dir: str, video_id: str) -> str:
-    """Path of `video_id`'s file in `video_dir` (any usual extension; with or without the
-    ActivityNet `v_` prefix). Returns the `.mp4` path when none exists, so the writer skips
-    it and reports "file not found"."""
-    names = [video_id] + ([video_id[2:]] if video_id.startswith("v_") else [])
-    for name in names:
-        for ext in VIDEO_EXTENSIONS:
-            path = os.path.join(video_dir, name + ext)
-            if os.path.isfile(path):
-                return path
-    return os.path.join(video_dir, video_id + ".mp4")
+def video_path_for(video_dir: str, video_id: str) -> str:
+    """`video_id`'s file in `video_dir` (data_prep.infra.videos rule), or the `.mp4` path when
+    none exists, so the writer skips it and reports "file not found" naming that path."""
+    return find_video_file(video_dir, video_id) or paths.join(video_dir, video_id + ".mp4")
 
 
 def resize_setting(value):
@@ -53,7 +45,7 @@ def write_split_shards(labels: dict[str, VideoLabels], video_dir: str, out_dir: 
     """Writes the shards of one split (`{out_dir}/{split}-*.tfrecord`, videos in sorted id
     order); returns the report, also saved as `{out_dir}/{split}_report.json`."""
     ids = sorted(labels)[: max_videos or None]
-    videos = [(find_video_file(video_dir, v), labels[v]) for v in ids]
+    videos = [(video_path_for(video_dir, v), labels[v]) for v in ids]
     return write_shards(videos, out_dir, num_shards, fps, resize, jpeg_quality=jpeg_quality,
                         num_workers=num_workers, prefix=split,
                         report_name=f"{split}_report.json")

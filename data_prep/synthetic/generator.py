@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from data_prep.annotations.activitynet_captions import VideoCaptions, write_captions
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.tsp_csv import (
     REGION_LABELS,
     TspSegment,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import read_json_file
 
 # PDVC's punctuation marks, in its order (the escaped newline before the backslash).

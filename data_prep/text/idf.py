@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import read_json_file
 from data_prep.text.caption_vocab import encode_tokens
 

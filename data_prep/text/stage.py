@@ -17,7 +17,7 @@ import pathlib
 import time
 
 from data_prep.annotations.activitynet_captions import read_captions
-from data_prep.annotations.atomic_io import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.text.caption_vocab import build_caption_vocab
 from data_prep.text.concepts import DEFAULT_STOP_WORDS, ConceptOptions, build_concept_vocab
 from data_prep.text.idf import build_idf
