@@ -14,8 +14,10 @@ import dataclasses
 import io
 import os
 
-from data_prep.infra.atomic_files import atomic_write_json, atomic_write_text
 from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
+from data_prep.infra import paths
+from data_prep.infra.atomic_files import atomic_write_json, atomic_write_text
+from data_prep.infra.videos import activitynet_id, youtube_id
 
 GROUNDTRUTH_COLUMNS = ("video-name", "t-start", "t-end", "action-label", "video-duration",
                        "filename", "fps", "video-frames", "temporal-region-label")
@@ -24,13 +26,14 @@ REGION_LABELS = ("Action", "No action")
 
 
 def caption_video_id(tsp_video_name: str) -> str:
-    """TSP `video-name` (no prefix) -> ActivityNet Captions id (`v_` prefix)."""
-    return tsp_video_name if tsp_video_name.startswith("v_") else "v_" + tsp_video_name
+    """TSP `video-name` (the YouTube id) -> ActivityNet Captions id: `v_` added, always
+    (`v_28qqbBvu6` -> `v_v_28qqbBvu6`; the rule is `data_prep.infra.videos`)."""
+    return activitynet_id(tsp_video_name)
 
 
 def tsp_video_name(caption_id: str) -> str:
-    """ActivityNet Captions id -> TSP `video-name` (prefix removed)."""
-    return caption_id[2:] if caption_id.startswith("v_") else caption_id
+    """ActivityNet Captions id -> TSP `video-name`: one leading `v_` removed."""
+    return youtube_id(caption_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,21 +62,23 @@ class VideoMetadata:
 
     @property
     def video_id(self) -> str:
+        """The file name without its extension (TSP names files by ActivityNet id)."""
         return os.path.splitext(self.filename)[0]
 
 
 def _read_rows(path: str, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = tuple(reader.fieldnames or ())
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise AnnotationError(path, None, ",".join(missing),
-                                      f"missing column(s); header is {list(header)}")
-            return [(i + 2, row) for i, row in enumerate(reader)]  # line numbers, 1-based
+        # Bytes decoded here, newlines untouched: what csv wants (`newline=""`).
+        text = paths.read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as e:
         raise AnnotationError(path, None, None, f"not UTF-8 text: {e}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = tuple(reader.fieldnames or ())
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise AnnotationError(path, None, ",".join(missing),
+                              f"missing column(s); header is {list(header)}")
+    return [(i + 2, row) for i, row in enumerate(reader)]  # line numbers, 1-based
 
 
 def _as_int(value, path, video, field) -> int:

@@ -1,9 +1,15 @@
-"""Finding video files: the one list of extensions and the one id -> file rule.
+"""Finding video files: the one list of extensions and the one id rule of every stage.
 
-ActivityNet ids carry a `v_` prefix that downloaded files often lack (YouTube id only), so
-`find_video_file` tries the id as given and then without one leading `v_`. An id such as
-`v_v_28qqbBvu6` (YouTube id `v_28qqbBvu6`) therefore finds `v_v_28qqbBvu6.mp4` or
-`v_28qqbBvu6.mp4`, never `28qqbBvu6.mp4`.
+The id rule. An ActivityNet id is `v_` + the YouTube id, always: the YouTube id may itself
+start with `v_` (`v_v_28qqbBvu6` is YouTube's `v_28qqbBvu6`; TSP's CSVs name it
+`video-name=v_28qqbBvu6`, `filename=v_v_28qqbBvu6.mp4`). So `youtube_id` removes exactly one
+leading `v_` and `activitynet_id` always adds one; nothing tests "already prefixed?" (that
+test turned `v_28qqbBvu6` into its own ActivityNet id and lost the video).
+
+Files. Downloaded videos are named by either id, so `find_video_file` tries the id as given
+and then its other form: `v_v_28qqbBvu6` finds `v_v_28qqbBvu6.mp4` or `v_28qqbBvu6.mp4` (never
+`28qqbBvu6.mp4`); an id without the prefix, `28qqbBvu6`, finds `28qqbBvu6.mp4` or
+`v_28qqbBvu6.mp4`.
 """
 from __future__ import annotations
 
@@ -12,12 +18,27 @@ from data_prep.infra import paths
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
 
+ID_PREFIX = "v_"
+
+
+def youtube_id(video_id: str) -> str:
+    """ActivityNet id -> YouTube id: exactly one leading `v_` removed (`v_v_x` -> `v_x`).
+
+    An id without the prefix is taken to be a YouTube id already and returned unchanged.
+    """
+    return video_id[len(ID_PREFIX):] if video_id.startswith(ID_PREFIX) else video_id
+
+
+def activitynet_id(youtube: str) -> str:
+    """YouTube id (e.g. TSP's `video-name`) -> ActivityNet id: `v_` added, always."""
+    return ID_PREFIX + youtube
+
+
 def candidate_names(video_id: str) -> list[str]:
-    """File stems tried for `video_id`, in order."""
-    names = [video_id]
-    if video_id.startswith("v_"):
-        names.append(video_id[2:])
-    return names
+    """File stems tried for `video_id`, in order: the id as given, then its other form (the
+    YouTube id of a `v_` id, the ActivityNet id of an id without the prefix)."""
+    other = youtube_id(video_id) if video_id.startswith(ID_PREFIX) else activitynet_id(video_id)
+    return [video_id, other]
 
 
 def find_video_file(videos_dir: str, video_id: str) -> str | None:
