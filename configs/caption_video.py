@@ -17,23 +17,24 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import one_of, parse_arg, run_block
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg)
-    run = sw.get("run", "demo_out")
+    sw = parse_arg(arg, run="demo_out", references="", size="demo")
+    run = sw.run
     c = ml_collections.ConfigDict()
     c.stage = "caption_video"
+    c.run = run_block()
     c.video = ""  # a file, a folder of videos, or a comma-separated list
-    c.references = [sw["references"]] if sw.get("references") else []
+    c.references = [sw.references] if sw.references else []
     c.encoder = ml_collections.ConfigDict()
     c.encoder.config = "configs/sa_tsp/extract_synthetic.py"
     c.encoder.params_dir = f"{run}/sa_tsp/params"
     c.encoder.fps = 15.0  # TSP: clips of 16 frames at 15 fps
     c.captioner = ml_collections.ConfigDict()
     c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
-    tiny = ",runlocal" if sw.get("size", "demo") == "tiny" else ""
+    tiny = ",runlocal" if one_of("size", sw.size, ("demo", "tiny")) == "tiny" else ""
     c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,"
                           f"features={run}/features_sa_tsp/features,dim=64,devices=1{tiny}")
     return c

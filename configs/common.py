@@ -8,6 +8,8 @@ _FALSE = ("0", "false", "no", "off")
 
 
 def _cast(key: str, text: str, default):
+    if isinstance(default, type):  # an optional switch: None unless given, then this type
+        default = default()
     if isinstance(default, bool):
         low = text.lower()
         if low in _TRUE:
@@ -28,11 +30,14 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
     """The config arg `'a=1,b,c=x'` -> ConfigDict of `spec` (big_vision's `parse_arg`).
 
     `spec` names every switch the config understands with its default; a value is cast to
-    the default's type (a bare `b` means True for a bool switch). An unknown switch is a
-    ValueError that lists the known ones, so `epoch=5` (for `epochs=5`) cannot be ignored
-    silently.
+    the default's type (a bare `b` means True for a bool switch). A type instead of a default
+    (`epochs=int`) declares an optional switch: None unless given, so the config can keep its
+    own value (which may depend on other switches) when the switch is absent. An unknown
+    switch is a ValueError that lists the known ones, so `epoch=5` (for `epochs=5`) cannot be
+    ignored silently.
     """
-    out = ml_collections.ConfigDict(dict(spec))
+    out = ml_collections.ConfigDict(
+        {k: None if isinstance(v, type) else v for k, v in spec.items()})
     for item in (arg or "").split(","):
         if not item.strip():
             continue
@@ -42,7 +47,7 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
             raise ValueError(f"unknown config switch {key!r} in {arg!r}; known switches: "
                              f"{', '.join(sorted(spec)) or '(none)'}")
         default = spec[key]
-        if not eq and not isinstance(default, bool):
+        if not eq and not (isinstance(default, bool) or default is bool):
             raise ValueError(f"config switch {key!r} needs a value ({key}=...)")
         out[key] = _cast(key, value, default)
     return out
@@ -57,3 +62,11 @@ def run_block() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         distributed=False, coordinator_address="", num_processes=0, process_id=-1,
         local_device_ids=""))
+
+
+def one_of(name: str, value, choices) -> object:
+    """`value` if it is one of `choices`, else a ValueError naming switch `name`."""
+    if value not in choices:
+        raise ValueError(f"config switch {name}={value!r}: expected one of "
+                         f"{', '.join(map(str, choices))}")
+    return value

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 import launch
+from configs.common import run_block
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,3 +89,5 @@ def test_every_config_file_loads_and_names_a_registered_stage():
     for path in files:
         config = launch.load_config_file(os.path.relpath(path, REPO))
         assert config.stage in launch.STAGES, path
+        # jax_setup.setup_jax reads `config.run` (multi-host): every stage has the same block.
+        assert set(config.run) == set(run_block()), path

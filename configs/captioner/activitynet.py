@@ -24,30 +24,39 @@ _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "d
                        "activitynet_captions")
 
 
+# Switches of this file (plus base.COMMON_SWITCHES and base.XE_SWITCHES).
+SWITCHES = dict(captions=os.path.normpath(_SHARED), features="runs/activitynet/features/sa_tsp",
+                h5="", extra="", i3d_dir="data/i3d", vggish_dir="data/vggish", vocab="")
+
+
 def get_config(arg: str | None = None):
-    sw = base.parse_arg(arg)
+    return build(base.parse_arg(arg, **base.COMMON_SWITCHES, **base.XE_SWITCHES, **SWITCHES))
+
+
+def build(sw):
+    """The config for parsed switches `sw` (also used by activitynet_scst.py)."""
     c = base.get_config()
-    captions = sw.get("captions", os.path.normpath(_SHARED))
+    captions = sw.captions
     c.data.train_captions = os.path.join(captions, "train_modified.json")
     c.data.val_captions = os.path.join(captions, "val_1.json")
-    c.data.vocab_path = sw.get("vocab", os.path.join(captions, "vocabulary_activitynet.json"))
-    if "h5" in sw:
-        c.data.features = [dict(name="tsp", path=sw["h5"], format="hdf5", dim=512)]
+    c.data.vocab_path = sw.vocab or os.path.join(captions, "vocabulary_activitynet.json")
+    if sw.h5:
+        c.data.features = [dict(name="tsp", path=sw.h5, format="hdf5", dim=512)]
     else:
-        c.data.features = [dict(
-            name="sa_tsp", path=sw.get("features", "runs/activitynet/features/sa_tsp"),
-            format="npy", pattern="{video_id}.npy", dim=512)]
-    extra = [e for e in sw.get("extra", "").split("+") if e]
+        c.data.features = [dict(name="sa_tsp", path=sw.features, format="npy",
+                                pattern="{video_id}.npy", dim=512)]
+    extra = [e for e in sw.extra.split("+") if e]
+    for name in extra:
+        base.one_of("extra", name, ("i3d", "vggish"))
     if "i3d" in extra:
-        c.data.features.append(dict(name="i3d", path=sw.get("i3d_dir", "data/i3d"),
-                                    format="bmt_i3d", pattern="{video_id}_{stream}.npy",
-                                    dim=2048))
+        c.data.features.append(dict(name="i3d", path=sw.i3d_dir, format="bmt_i3d",
+                                    pattern="{video_id}_{stream}.npy", dim=2048))
     if "vggish" in extra:
-        c.data.features.append(dict(name="vggish", path=sw.get("vggish_dir", "data/vggish"),
-                                    format="npy", pattern="{video_id}_vggish.npy", dim=128))
+        c.data.features.append(dict(name="vggish", path=sw.vggish_dir, format="npy",
+                                    pattern="{video_id}_vggish.npy", dim=128))
     c.eval.references = [os.path.join(captions, "val_1.json"),
                          os.path.join(captions, "val_2.json")]
-    if "runlocal" in sw:
+    if sw.runlocal:
         c.model.update(hidden_dim=64, ffn_dim=64, rnn_size=64, word_dim=64, att_hid=64)
         c.num_epochs = 2
         c.data.max_val_videos = 20

@@ -8,27 +8,27 @@ references restricted to them), as the SA-TSP report.
         --config configs/captioner/activitynet_scst.py:features=DIR,init=runs/anet/xe \
         --workdir runs/activitynet/captioner_scst
 
-Switches: those of configs/captioner/activitynet.py and configs/captioner/scst_common.py.
+Switches: the data switches of configs/captioner/activitynet.py, the common ones of
+configs/captioner/base.py (mode= (default gt), head=, batch=, seed=, devices=, runlocal) and
+those of configs/captioner/scst_common.py (default: CIDEr-D reward, greedy baseline, k=5,
+lr 5e-5, 20000 steps, evaluation every 2000).
 """
 from __future__ import annotations
 
 from configs.captioner import activitynet, base, scst_common
 
+SWITCHES = dict(base.COMMON_SWITCHES, mode="gt", **activitynet.SWITCHES, **scst_common.SWITCHES)
+
 
 def get_config(arg: str | None = None):
-    sw = base.parse_arg(arg)
-    sw.setdefault("mode", "gt")
-    c = activitynet.get_config(",".join(f"{k}={v}" for k, v in sw.items()))
+    sw = base.parse_arg(arg, **SWITCHES)
+    c = activitynet.build(sw)
     c.stage = "captioner_scst"
-    c.scst = scst_common.scst_block(sw)
-    c.scst.max_len = int(c.eval.max_len)
+    runlocal = sw.runlocal
+    c.scst = scst_common.scst_block(
+        sw, num_samples=2 if runlocal else 5, total_steps=10 if runlocal else 20000,
+        eval_every_steps=10 if runlocal else 2000, max_len=int(c.eval.max_len))
     c.eval.soda = False  # GT proposals: SODA_c adds nothing; keeps evaluations cheap
-    c.checkpoint_every_steps = 1000
-    c.log_every_steps = 50
-    if "runlocal" in sw:
-        c.scst.total_steps = int(sw.get("scst_steps", 10))
-        c.scst.eval_every_steps = int(sw.get("eval_every", 10))
-        c.scst.num_samples = int(sw.get("k", 2))
-        c.checkpoint_every_steps = 5
-        c.log_every_steps = 1
+    c.checkpoint_every_steps = 5 if runlocal else 1000
+    c.log_every_steps = 1 if runlocal else 50
     return c

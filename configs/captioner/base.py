@@ -6,19 +6,27 @@ Not launched directly; `synthetic.py` and `activitynet.py` fill in the data. Com
                   localisation/counter losses off; reports "METEOR with GT proposals")
   head=light      the light LSTM caption head (PDVC "pdvcl") instead of LSTM-DSA
   predict         stage captioner_predict (predict + submission JSON + evaluation)
-  epochs=N, batch=N, lr=X, seed=N, eval_every=N, devices=N
+  epochs=N, batch=N, lr=X, seed=N, eval_every=N (epochs), devices=N, steps=N, runlocal
+An unknown switch is an error (configs/common.py parse_arg).
 """
 from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg  # noqa: F401 (re-exported)
+from configs.common import one_of, parse_arg, run_block  # noqa: F401 (re-exported)
+
+# Switches every captioner config understands (None: keep the config's value).
+COMMON_SWITCHES = dict(mode="queries", head="lstm_dsa", batch=int, seed=int, devices=int,
+                       runlocal=False)
+# Switches of the XE trainer and predictor only (the SCST configs do not declare them).
+XE_SWITCHES = dict(predict=False, epochs=int, lr=float, eval_every=int, steps=int)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.stage = "captioner_train"
     c.seed = 777  # PDVC opts default
+    c.run = run_block()
     c.mode = "queries"
 
     c.data = ml_collections.ConfigDict()
@@ -77,28 +85,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
-def apply_switches(c: ml_collections.ConfigDict, sw: dict[str, str]) -> ml_collections.ConfigDict:
-    """The common switches of the module docstring."""
-    if sw.get("mode") in ("gt", "gt_proposals"):
+def apply_switches(c: ml_collections.ConfigDict,
+                   sw: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The common switches of the module docstring (those of `sw`'s spec: the SCST configs
+    declare no XE-only ones)."""
+    mode = one_of("mode", sw.mode, ("queries", "gt", "gt_proposals"))
+    if mode in ("gt", "gt_proposals"):
         c.mode = "gt_proposals"
         # PDVC `decide_two_stage`: localisation losses off in GT-proposal mode; its GT
         # config also sets count_loss_coef 0 and no reranking.
         for k in ("loss_ce", "loss_bbox", "loss_giou", "loss_counter"):
             c.loss_weights[k] = 0.0
         c.eval.rerank = False
-    if sw.get("head") == "light":
+    if one_of("head", sw.head, ("lstm_dsa", "light")) == "light":
         c.model.caption_head = "light"
         c.model.att_hid = 0
         c.eval.alpha = 0.3  # PDVC's ec_alpha default for the light head
-    if "predict" in sw:
+    if sw.get("predict"):
         c.stage = "captioner_predict"
-    for key, target, cast in (("epochs", "num_epochs", int), ("lr", "optim.lr", float),
-                              ("seed", "seed", int), ("eval_every", "eval_every_epochs", int),
-                              ("devices", "num_devices", int), ("batch", "data.batch_size", int),
-                              ("steps", "total_steps", int)):
-        if key in sw:
+    for key, target in (("epochs", "num_epochs"), ("lr", "optim.lr"), ("seed", "seed"),
+                        ("eval_every", "eval_every_epochs"), ("devices", "num_devices"),
+                        ("batch", "data.batch_size"), ("steps", "total_steps")):
+        if sw.get(key) is not None:
             node, _, leaf = target.rpartition(".")
-            (c[node] if node else c)[leaf] = cast(sw[key])
-    if "batch" in sw:
-        c.eval.batch_size = int(sw["batch"])
+            (c[node] if node else c)[leaf] = sw[key]
+    if sw.get("batch") is not None:
+        c.eval.batch_size = sw.batch
     return c

@@ -19,19 +19,25 @@ import os
 
 from configs.captioner import base
 
+# Switches of this file (plus base.COMMON_SWITCHES and base.XE_SWITCHES).
+SWITCHES = dict(root="data/synthetic", features="", dim=512)
+
 
 def get_config(arg: str | None = None):
-    sw = base.parse_arg(arg)
+    return build(base.parse_arg(arg, **base.COMMON_SWITCHES, **base.XE_SWITCHES, **SWITCHES))
+
+
+def build(sw):
+    """The config for parsed switches `sw` (also used by synthetic_scst.py)."""
     c = base.get_config()
-    root = sw.get("root", "data/synthetic")
+    root = sw.root
     c.seed = 0
     c.data.train_captions = os.path.join(root, "captions", "train.json")
     c.data.val_captions = os.path.join(root, "captions", "val_1.json")
     c.data.vocab_path = os.path.join(root, "text", "caption_vocab.json")
     c.data.vocab_count_threshold = 1
-    c.data.features = [dict(name="sa_tsp", path=sw.get("features", os.path.join(root, "features")),
-                            format="npy", pattern="{video_id}.npy",
-                            dim=int(sw.get("dim", 512)))]
+    c.data.features = [dict(name="sa_tsp", path=sw.features or os.path.join(root, "features"),
+                            format="npy", pattern="{video_id}.npy", dim=sw.dim)]
     c.data.num_steps = 32
     c.data.max_events = 4  # the generator's max events per video
     c.data.max_caption_len = 20
@@ -50,7 +56,7 @@ def get_config(arg: str | None = None):
                          os.path.join(root, "captions", "val_2.json")]
     c.log_every_steps = 10
     c.checkpoint_every_steps = 200
-    if "runlocal" in sw:
+    if sw.runlocal:
         c.model.update(hidden_dim=32, ffn_dim=32, rnn_size=32, word_dim=16, att_hid=16,
                        num_heads=4)
         c.num_epochs = 3

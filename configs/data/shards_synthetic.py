@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import parse_arg, run_block
 
 
 def _resize(value: str):
@@ -34,21 +34,23 @@ def _resize(value: str):
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg)
-    runlocal = "runlocal" in sw
-    root = sw.get("root", "data/synthetic")
-    shards = 1 if runlocal else int(sw.get("shards", 4))
+    sw = parse_arg(arg, root="data/synthetic", shards=4, workers=2, resize="",
+                   concepts="text/concepts.json", runlocal=False)
+    runlocal = sw.runlocal
+    root = sw.root
+    shards = 1 if runlocal else sw.shards
     c = ml_collections.ConfigDict()
     c.stage = "write_shards"
+    c.run = run_block()
     c.data_root = root
     c.video_dir = "videos"
-    c.concept_vocab = sw.get("concepts", "text/concepts.json")
+    c.concept_vocab = sw.concepts
     c.action_label_mapping = "tsp/action_label_mapping.json"
     c.fps = 15.0  # TSP clips: 16 frames at 15 fps
     c.clip_length = 16  # frames; segments shorter than one clip are dropped (TSP)
-    c.resize = _resize(sw.get("resize", ""))  # () keeps the native size
+    c.resize = _resize(sw.resize)  # () keeps the native size
     c.jpeg_quality = 90
-    c.num_workers = 0 if runlocal else int(sw.get("workers", 2))
+    c.num_workers = 0 if runlocal else sw.workers
     c.max_videos = 4 if runlocal else 0  # 0: all
     c.splits = ml_collections.ConfigDict({
         "train": {"tsp_groundtruth": "tsp/train_tsp_groundtruth.csv",

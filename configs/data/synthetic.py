@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import one_of, parse_arg, run_block
 
 _SIZES = {
     "tiny": dict(num_train=8, num_val=4, min_duration_s=8.0, max_duration_s=12.0,
@@ -27,15 +27,14 @@ _SIZES = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    switches = parse_arg(arg)
-    size = switches.get("size", "demo")
-    if size not in _SIZES:
-        raise ValueError(f"size must be one of {sorted(_SIZES)}, got {size!r}")
+    switches = parse_arg(arg, size="demo", seed=0, workers=0)
+    size = one_of("size", switches.size, sorted(_SIZES))
     config = ml_collections.ConfigDict()
     config.stage = "synthetic_data"
+    config.run = run_block()
     config.size = size
-    config.seed = int(switches.get("seed", 0))
-    config.workers = int(switches.get("workers", 0))
+    config.seed = switches.seed
+    config.workers = switches.workers
     config.fps = 15.0
     config.max_events = 4
     config.crf = 20

@@ -18,16 +18,17 @@ from configs.data.text_common import base_config, parse_arg
 
 
 def get_config(arg: str | None = None):
-    switches = parse_arg(arg)
-    data_dir = switches.get("data_dir", "../shared/data/activitynet_captions")
+    switches = parse_arg(arg, data_dir="../shared/data/activitynet_captions", pdvc_vocab=False,
+                         top_n=1000)
+    data_dir = switches.data_dir
     f = lambda name: os.path.join(data_dir, name)  # noqa: E731
     config = base_config()
-    if "pdvc_vocab" in switches:
+    if switches.pdvc_vocab:
         config.vocab_files = [f("train_modified.json"), f("val_1.json"), f("val_2.json")]
     else:
         config.vocab_files = [f("train.json")]
     config.concept_files = [f("train.json")]
     config.idf_files = [f("train.json")]
     config.sentence_concept_files = [f("train.json"), f("val_1.json"), f("val_2.json")]
-    config.concepts.top_n = int(switches.get("top_n", 1000))
+    config.concepts.top_n = switches.top_n
     return config

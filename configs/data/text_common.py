@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg  # noqa: F401 (re-exported)
+from configs.common import parse_arg, run_block  # noqa: F401 (re-exported)
 
 
 def base_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.stage = "text_vocab"
+    config.run = run_block()
     config.vocab_files = []  # caption files for the caption vocabulary
     config.count_threshold = 4  # PDVC: words seen >= 4 times
     config.concept_files = []  # caption files for the concept vocabulary (training only)

@@ -15,14 +15,14 @@ from configs.data.text_common import base_config, parse_arg
 
 
 def get_config(arg: str | None = None):
-    switches = parse_arg(arg)
-    data_dir = switches.get("data_dir", "data/synthetic")
+    switches = parse_arg(arg, data_dir="data/synthetic", top_n=100, count_threshold=1)
+    data_dir = switches.data_dir
     f = lambda name: os.path.join(data_dir, "captions", name)  # noqa: E731
     config = base_config()
     config.vocab_files = [f("train.json")]
-    config.count_threshold = int(switches.get("count_threshold", 1))
+    config.count_threshold = switches.count_threshold
     config.concept_files = [f("train.json")]
     config.idf_files = [f("train.json")]
     config.sentence_concept_files = [f("train.json"), f("val_1.json"), f("val_2.json")]
-    config.concepts.top_n = int(switches.get("top_n", 100))
+    config.concepts.top_n = switches.top_n
     return config

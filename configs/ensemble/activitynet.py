@@ -15,7 +15,7 @@ import os
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import one_of, parse_arg, run_block
 
 _DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
                      "activitynet_captions")
@@ -23,19 +23,22 @@ _DEFAULT_MEMBERS = "satsp_i3d_vggish_s0+satsp_i3d_vggish_s1+satsp_i3d_s0+tsp_i3d
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg)
-    root = sw.get("root", "runs/anet")
-    data = os.path.normpath(sw.get("data", _DATA))
-    members = sw.get("members", _DEFAULT_MEMBERS).split("+")
-    pred_name = sw.get("predictions", os.path.join("predictions", "val_1.json"))
+    sw = parse_arg(arg, root="runs/anet", data=os.path.normpath(_DATA), members=_DEFAULT_MEMBERS,
+                   predictions=os.path.join("predictions", "val_1.json"), proposals="gt",
+                   proposals_model=0, rule="concepts_then_idf", version="2018")
+    root = sw.root
+    data = os.path.normpath(sw.data)
+    members = sw.members.split("+")
+    pred_name = sw.predictions
     config = ml_collections.ConfigDict()
     config.stage = "ensemble"
+    config.run = run_block()
     config.predictions = [os.path.join(root, f"captioner_{m}", pred_name) for m in members]
     config.model_names = members
-    config.proposals = sw.get("proposals", "gt")
+    config.proposals = one_of("proposals", sw.proposals, ("gt", "model"))
     config.proposals_file = os.path.join(data, "val_1.json")
-    config.proposals_model = int(sw.get("proposals_model", 0))
-    config.rule = sw.get("rule", "concepts_then_idf")
+    config.proposals_model = sw.proposals_model
+    config.rule = sw.rule
     config.rule_kwargs = (
         ml_collections.ConfigDict(dict(w_concepts=1.0, w_idf=0.1, w_logprob=0.0))
         if config.rule == "weighted_sum" else ml_collections.ConfigDict()
@@ -46,5 +49,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.logprob_field = "sentence_score"
     config.logprob_per_word = True
     config.references = [os.path.join(data, "val_1.json"), os.path.join(data, "val_2.json")]
-    config.eval_version = sw.get("version", "2018")
+    config.eval_version = one_of("version", sw.version, ("2018", "latest"))
     return config

@@ -17,23 +17,25 @@ import os
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import one_of, parse_arg, run_block
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg)
-    root = sw.get("root", "runs/synthetic")
-    members = sw.get("members", "seed0+seed1+seed2").split("+")
+    sw = parse_arg(arg, root="runs/synthetic", members="seed0+seed1+seed2", proposals="gt",
+                   rule="concepts_then_idf", version="2018")
+    root = sw.root
+    members = sw.members.split("+")
     config = ml_collections.ConfigDict()
     config.stage = "ensemble"
+    config.run = run_block()
     config.predictions = [
         os.path.join(root, f"captioner_{m}", "predictions", "val_1.json") for m in members
     ]
     config.model_names = members
-    config.proposals = sw.get("proposals", "gt")  # "gt" or "model"
+    config.proposals = one_of("proposals", sw.proposals, ("gt", "model"))
     config.proposals_file = os.path.join(root, "data", "captions", "val_1.json")
     config.proposals_model = 0  # used when proposals == "model"
-    config.rule = sw.get("rule", "concepts_then_idf")
+    config.rule = sw.rule
     # Only read by "weighted_sum" (ignored by the other rules' factories: keep it empty then).
     config.rule_kwargs = (
         ml_collections.ConfigDict(dict(w_concepts=1.0, w_idf=0.1, w_logprob=0.0))
@@ -48,5 +50,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         os.path.join(root, "data", "captions", "val_1.json"),
         os.path.join(root, "data", "captions", "val_2.json"),
     ]
-    config.eval_version = sw.get("version", "2018")
+    config.eval_version = one_of("version", sw.version, ("2018", "latest"))
     return config

@@ -9,9 +9,9 @@ Steps (each a launch.py stage with its own config; a finished step is skipped on
   data -> text -> shards -> sa_tsp (pretraining) -> features (extraction) ->
   captioner (learned proposals) + predict -> baseline (most frequent training caption on
   every GT segment) -> captioner_gt_seed{0,1,2} (GT proposals) + predict
-  -> scst (from captioner_gt_seed0; CIDEr-D reward, mean-of-others baseline, lr 5e-5: on the
-  encoder's features the METEOR-mix reward of configs/captioner/synthetic_scst.py lengthens the
-  captions until they ramble) -> ensemble (of the three GT-proposal captioners),
+  -> scst (from captioner_gt_seed0; the defaults of configs/captioner/synthetic_scst.py:
+  CIDEr-D reward, mean-of-others baseline, lr 5e-5) -> ensemble (of the three GT-proposal
+  captioners),
 then a table of the official metrics (`{workdir}/results.md`).
 
 The captioners run on one device (`devices=1`): their synthetic batches of 4 videos are too
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import one_of, parse_arg, run_block
 
 _SIZES = {
     # data set size, encoder steps, captioner epochs, SCST steps, evaluation cadence
@@ -34,10 +34,8 @@ _SIZES = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg)
-    size = sw.get("size", "demo")
-    if size not in _SIZES:
-        raise ValueError(f"size must be one of {sorted(_SIZES)}, got {size!r}")
+    sw = parse_arg(arg, size="demo", seed=0)
+    size = one_of("size", sw.size, sorted(_SIZES))
     s = _SIZES[size]
     data = "{workdir}/data"
     concepts = f"{data}/text/concepts.json"
@@ -57,13 +55,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c = ml_collections.ConfigDict()
     c.stage = "pipeline"
+    c.run = run_block()
     c.size = size
     c.force = ""
     c.only = ""
     c.report = "launch:pipeline_report"
     c.steps = [
         {"name": "data", "workdir": "data",
-         "config": f"configs/data/synthetic.py:size={s['data']},seed={int(sw.get('seed', 0))}"},
+         "config": f"configs/data/synthetic.py:size={s['data']},seed={sw.seed}"},
         {"name": "text", "workdir": "data/text",
          "config": f"configs/data/text_synthetic.py:data_dir={data}"},
         {"name": "shards", "workdir": "data/shards",
@@ -88,7 +87,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         *gt_member(2),
         {"name": "scst", "workdir": "captioner_scst",
          "config": f"configs/captioner/synthetic_scst.py:root={data},features={features},"
-                   "dim=64,devices=1,reward=cider,scst_lr=5e-5,"
+                   "dim=64,devices=1,"
                    f"init={{workdir}}/captioner_gt_seed0,scst_steps={s['scst_steps']},"
                    f"eval_every={s['scst_steps']}{s['runlocal']}",
          "report": [

@@ -8,7 +8,7 @@ optimizer (SGD 0.9, wd 0.005, backbone/head lr 1e-4/2e-3 x 2 GPUs, warmup 2 epoc
 epochs 4 and 6, frozen stem), global batch 64 (TSP: 32 per GPU x 2), max-pooled GVF of the
 released TSP model, concept head over the top-N concepts (N=1000 default), alpha = beta = 1.
 Expects `{root}/shards/{train,val}-*.tfrecord` (stage write_shards at 15 fps, 128x171) and
-`{root}/gvf/r2plus1d_34-max_gvf.h5`. Switches: root=DIR, concepts=N, objective=sa_tsp|tsp,
+`{root}/gvf/r2plus1d_34-max_gvf.h5`. Switches: root=DIR, gvf=PATH, concepts=N, objective=sa_tsp|tsp,
 init=DIR (weights from `python -m sa_tsp_jax.import_torch`), bf16, batch=N, runlocal.
 """
 from __future__ import annotations
@@ -17,20 +17,21 @@ from configs.sa_tsp import base
 
 
 def get_config(arg: str | None = None):
-    sw = base.parse_arg(arg)
+    sw = base.parse_arg(arg, root="data/activitynet", gvf="", concepts=1000, batch=64,
+                        objective="sa_tsp", init="", bf16=False, runlocal=False)
     c = base.get_config()
-    root = sw.get("root", "data/activitynet")
+    root = sw.root
     c.data.train_shards = f"{root}/shards/train-*.tfrecord"
     c.data.val_shards = f"{root}/shards/val-*.tfrecord"
-    c.gvf_path = sw.get("gvf", f"{root}/gvf/r2plus1d_34-max_gvf.h5")
-    c.input.num_concepts = int(sw.get("concepts", 1000))
-    c.input.batch_size = int(sw.get("batch", 64))
-    if sw.get("objective", "sa_tsp") == "tsp":
+    c.gvf_path = sw.gvf or f"{root}/gvf/r2plus1d_34-max_gvf.h5"
+    c.input.num_concepts = sw.concepts
+    c.input.batch_size = sw.batch
+    if base.one_of("objective", sw.objective, ("sa_tsp", "tsp")) == "tsp":
         c.loss.beta = 0.0
-    c.init_from = sw.get("init", "")
-    if "bf16" in sw:
+    c.init_from = sw.init
+    if sw.bf16:
         c.model.dtype = "bfloat16"
-    if "runlocal" in sw:
+    if sw.runlocal:
         c.model.variant = "small"
         c.input.batch_size = 8
         c.total_steps = 10

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg, run_block  # noqa: F401 (re-exported)
+from configs.common import one_of, parse_arg, run_block  # noqa: F401 (re-exported)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.sa_tsp.base import parse_arg
+from configs.common import parse_arg, run_block
 
 
 def get_config(arg: str | None = None):
-    sw = parse_arg(arg)
-    root = sw.get("root", "data/activitynet")
+    sw = parse_arg(arg, root="data/activitynet", params="runs/activitynet/sa_tsp/params",
+                   shards="", batch=128, bf16=False)
+    root = sw.root
     c = ml_collections.ConfigDict()
     c.stage = "sa_tsp_extract"
+    c.run = run_block()
     c.mesh = (("data", -1),)
-    c.params_dir = sw.get("params", "runs/activitynet/sa_tsp/params")
-    c.shards = sw.get("shards", f"{root}/shards/*.tfrecord")
-    c.dtype = "bfloat16" if "bf16" in sw else "float32"
-    c.batch_size = int(sw.get("batch", 128))
+    c.params_dir = sw.params
+    c.shards = sw.shards or f"{root}/shards/*.tfrecord"
+    c.dtype = "bfloat16" if sw.bf16 else "float32"
+    c.batch_size = sw.batch
     c.clip_length = 16
     c.stride = 16
     c.resize = (128, 171)

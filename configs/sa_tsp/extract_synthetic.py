@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.sa_tsp.base import parse_arg
+from configs.common import parse_arg, run_block
 
 
 def get_config(arg: str | None = None):
-    sw = parse_arg(arg)
-    root = sw.get("root", "runs/synthetic")
+    sw = parse_arg(arg, root="runs/synthetic", params="", shards="", batch=32, stride=8)
+    root = sw.root
     c = ml_collections.ConfigDict()
     c.stage = "sa_tsp_extract"
+    c.run = run_block()
     c.mesh = (("data", -1),)
-    c.params_dir = sw.get("params", f"{root}/sa_tsp/params")
-    c.shards = sw.get("shards", f"{root}/shards/*.tfrecord")
+    c.params_dir = sw.params or f"{root}/sa_tsp/params"
+    c.shards = sw.shards or f"{root}/shards/*.tfrecord"
     c.dtype = "float32"
-    c.batch_size = int(sw.get("batch", 32))
+    c.batch_size = sw.batch
     c.clip_length = 8
-    c.stride = int(sw.get("stride", 8))
+    c.stride = sw.stride
     c.resize = (64, 64)
     c.crop = 56
     c.read_threads = 2
