@@ -16,10 +16,10 @@ Videos with more than E events keep a random subset of E of them (PDVC
 `gt_proposal_sample_num`), in their original order; the subset depends on (seed, epoch,
 video) so a resumed iterator reproduces it.
 
-Training: shuffle(seed) -> this host's slice [process_index::process_count] -> repeat ->
-load -> drop unreadable videos (reported) -> batch (drop remainder). Evaluation: fixed order,
-per-host slice padded so all hosts run the same number of steps, last batch padded
-(valid=False). `iter(dataset)` supports get_state()/set_state() (checkpointed by
+Training: shuffle(seed) -> repeat -> load -> this host's rows of every global batch
+(`HostBatchSlice`: N hosts see exactly the batches of one) -> drop unreadable videos
+(reported) -> batch (drop remainder). Evaluation: fixed order, padded to whole global batches
+(valid=False) so all hosts run the same number of steps. `iter(dataset)` supports get_state()/set_state() (checkpointed by
 `data_prep.infra.checkpointing`).
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 
 from captioner_jax.data.features import CorruptFeatureError, FeatureLoader, MissingFeatureError
 from data_prep.annotations.activitynet_captions import VideoCaptions
+from data_prep.pipelines.batching import HostBatchSlice
 
 log = logging.getLogger(__name__)
 
@@ -127,24 +128,23 @@ def caption_dataset(
     if n == 0:
         raise ValueError("no videos to read")
     rows = np.arange(n, dtype=np.int64)
+    global_batch = config.batch_size * process_count
     if train:
-        per_host = n // process_count
-        if per_host < config.batch_size:
-            raise ValueError(f"{n} videos for {process_count} hosts: fewer than one batch of "
-                             f"{config.batch_size} per host")
-        ds = grain.MapDataset.source(rows).shuffle(seed=seed)
-        ds = ds[: per_host * process_count][process_index::process_count]
-        ds = ds.repeat(num_epochs)
+        if n < global_batch:
+            raise ValueError(f"{n} videos: fewer than one global batch of {global_batch} "
+                             f"({config.batch_size} per host x {process_count})")
+        ds = grain.MapDataset.source(rows).shuffle(seed=seed).repeat(num_epochs)
+        epoch_length = n
     else:
-        per_host = -(-n // process_count)
-        per_host = -(-per_host // config.batch_size) * config.batch_size
-        total = per_host * process_count
+        epoch_length = -(-n // global_batch) * global_batch
         # Padding slots (negative rows) repeat video 0 and are marked valid=False.
-        padded = np.concatenate([rows, -np.ones(total - n, np.int64)])
-        ds = grain.MapDataset.source(padded)[process_index::process_count]
-        ds = ds.repeat(num_epochs or 1)
-    load = _VideoLoader(video_ids, videos, loader, vocab, config, seed, train, per_host)
+        padded = np.concatenate([rows, -np.ones(epoch_length - n, np.int64)])
+        ds = grain.MapDataset.source(padded).repeat(num_epochs or 1)
+    # Elements are made on the global stream, then each host takes its rows of every global
+    # batch (data_prep.pipelines.batching.HostBatchSlice): N hosts see 1 host's batches.
+    load = _VideoLoader(video_ids, videos, loader, vocab, config, seed, train, epoch_length)
     ds = ds.map_with_index(lambda i, r: load(i, int(r)))
+    ds = HostBatchSlice(ds, config.batch_size, process_index, process_count)
     ds = ds.filter(lambda x: x is not None)
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                               prefetch_buffer_size=config.prefetch))

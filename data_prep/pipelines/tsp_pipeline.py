@@ -6,10 +6,11 @@ UntrimmedVideoDataset). Clip start, as TSP: `t = t_start + r * (t_end - t_start 
 with r ~ U(0, 1) in training and r = linspace(0, 1, K)[k] in validation; the first frame is
 the first stored frame at or after t (TSP's read_video starts at pts >= t).
 
-Pipeline: source(element table) -> shuffle(seed) [train] -> equal per-host slice
-[process_index::process_count] -> repeat(num_epochs) -> load+augment (rng from
-(seed, epoch, element id), so a resumed iterator yields the same next batch) -> batch ->
-to_iter_dataset (thread prefetch). Batches are dicts of numpy arrays:
+Pipeline: source(element table) -> shuffle(seed) [train] -> repeat(num_epochs) ->
+load+augment (rng from (seed, epoch, element id), so a resumed iterator yields the same next
+batch) -> this host's rows of every global batch (`HostBatchSlice`: host i takes rows
+[i*b, (i+1)*b) of each global batch of b*process_count, so N hosts see exactly the batches
+of one process) -> batch -> to_iter_dataset (thread prefetch). Batches are dicts of numpy arrays:
 
   clips         float32 [B, T, crop, crop, 3]  normalised with the TSP mean/std
   action_label  int32   [B]  class, IGNORE_INDEX (-1) for background segments
@@ -21,14 +22,13 @@ to_iter_dataset (thread prefetch). Batches are dicts of numpy arrays:
   clip_start_s  float32 [B]  clip start time [s]
   valid         bool    [B]  False for padding in the last validation batch
 
-Validation pads the host's element list to an equal length on every host and its last batch
-to `batch_size` (valid=False), so all hosts run the same number of fixed-shape steps.
-Training truncates each epoch to a multiple of process_count and drops partial batches.
+Validation pads the element list to whole global batches (valid=False), so all hosts run the
+same number of fixed-shape steps. Training streams epochs back to back and drops nothing but
+the last partial global batch of a finite run.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -36,7 +36,7 @@ import grain
 import numpy as np
 
 from data_prep.labels.types import IGNORE_INDEX
-from data_prep.pipelines.batching import pad_batch
+from data_prep.pipelines.batching import HostBatchSlice
 from data_prep.pipelines.clip_transforms import (
     TSP_MEAN,
     TSP_STD,
@@ -241,22 +241,24 @@ def tsp_train_dataset(
     if config.num_concepts > 0 and concept_fn is None:
         concept_fn = _default_concept_fn()
     n = len(table)
+    global_batch = config.batch_size * process_count
     if train:
-        per_host = n // process_count
-        if per_host < config.batch_size:
-            raise ValueError(f"{n} clips per epoch for {process_count} hosts: fewer than one "
-                             f"batch of {config.batch_size} per host")
+        if n < global_batch:
+            raise ValueError(f"{n} clips per epoch: fewer than one global batch of "
+                             f"{global_batch} ({config.batch_size} per host x {process_count})")
         ds = grain.MapDataset.source(table).shuffle(seed=seed)
-        ds = ds[: per_host * process_count][process_index::process_count]
+        epoch_length = n
     else:
-        per_host = -(-n // process_count)
-        ds = grain.MapDataset.source(_PaddedRange(n, per_host * process_count))
-        ds = ds[process_index::process_count]
+        # Padded to whole global batches; padding slots are marked valid=False.
+        epoch_length = -(-n // global_batch) * global_batch
+        ds = grain.MapDataset.source(_PaddedRange(n, epoch_length))
     ds = ds.repeat(num_epochs if (train or num_epochs is not None) else 1)
-    loader = _ClipLoader(table, RecordCache(source), config, train, seed, per_host, concept_fn)
+    # Elements are made on the global stream (their rng depends on the global position only)
+    # and each host then takes its rows of every global batch: the same batches as 1 process.
+    loader = _ClipLoader(table, RecordCache(source), config, train, seed, epoch_length,
+                         concept_fn)
     ds = ds.map_with_index(loader)
+    ds = HostBatchSlice(ds, config.batch_size, process_index, process_count)
     ds = ds.batch(config.batch_size, drop_remainder=train)
-    if not train:
-        ds = ds.map(functools.partial(pad_batch, batch_size=config.batch_size))
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                 prefetch_buffer_size=config.prefetch_buffer))
