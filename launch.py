@@ -136,9 +136,9 @@ def run_pipeline(config, workdir: str) -> dict:
         apply_overrides(stage_config, _format(dict(step.get("overrides", {})), variables))
         logging.info("[%d/%d] %s: stage %s, config %s, workdir %s",
                      number, len(steps), name, stage_config.stage, spec, step_dir)
-        os.makedirs(step_dir, exist_ok=True)
         if os.path.exists(marker):
             os.remove(marker)
+        write_resolved_config(stage_config, step_dir)
         t0 = time.perf_counter()
         result = resolve_stage(stage_config.stage)(stage_config, step_dir)
         seconds = time.perf_counter() - t0
@@ -301,6 +301,21 @@ def caption_video(config, workdir: str) -> dict:
     return {"captioned": len(items), "skipped": len(skipped)}
 
 
+def write_resolved_config(config, workdir: str) -> None:
+    """Creates `workdir` and writes `workdir/config.json`, the config the stage runs with
+    (after the arg and overrides), atomically, on process 0 only. Steps that share a workdir
+    (training, then prediction) leave the last one; the pipeline's done markers name each
+    step's config spec."""
+    from data_prep.infra import paths
+    from data_prep.infra.atomic_files import atomic_write_text
+    from data_prep.infra.distributed import is_main_process
+
+    paths.make_dirs(workdir)
+    if is_main_process():
+        atomic_write_text(paths.join(workdir, "config.json"),
+                          config.to_json_best_effort(indent=1, sort_keys=True) + "\n")
+
+
 class _QuietLibraries(logging.Filter):
     """Drops INFO records of chatty libraries (Orbax logs every checkpoint phase)."""
 
@@ -329,7 +344,7 @@ def main(argv) -> None:
     from data_prep.infra.jax_setup import setup_jax
 
     setup_jax(config)
-    os.makedirs(workdir, exist_ok=True)
+    write_resolved_config(config, workdir)
     result = run(config, workdir)
     if result is not None:
         logging.info("stage %s finished: %s", stage, result)

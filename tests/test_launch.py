@@ -1,4 +1,5 @@
 """launch.py: config files with args, overrides, unknown keys, stage dispatch."""
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,28 @@ def test_config_arg_and_override_reach_the_stage(tmp_path):
     out = _launch(tmp_path, "--config", "cfg.py:tiny", "--config.seed=3", "--workdir", "wd")
     assert out.returncode == 0, out.stderr
     assert 'RESULT {"seed": 3, "size": "tiny", "workdir": "wd"}' in out.stdout
-    assert (tmp_path / "wd").is_dir()
+    # The resolved config (arg and override applied) lands in the workdir before the stage runs.
+    written = json.loads((tmp_path / "wd" / "config.json").read_text())
+    assert written == {"stage": "echo_test", "seed": 3, "size": "tiny"}
+
+
+def test_pipeline_writes_each_steps_resolved_config(tmp_path, monkeypatch):
+    import ml_collections
+
+    (tmp_path / "cfg.py").write_text(CONFIG)
+    monkeypatch.setitem(sys.modules, "echo_stage_mod", type(sys)("echo_stage_mod"))
+    sys.modules["echo_stage_mod"].run = lambda config, workdir: {"seed": config.seed}
+    monkeypatch.setitem(launch.STAGES, "echo_test", "echo_stage_mod:run")
+    c = ml_collections.ConfigDict()
+    c.stage = "pipeline"
+    c.force = c.only = ""
+    c.steps = [{"name": "a", "config": f"{tmp_path}/cfg.py:small", "workdir": "a"},
+               {"name": "b", "config": f"{tmp_path}/cfg.py", "overrides": {"seed": 7}}]
+    launch.run_pipeline(c, str(tmp_path / "run"))
+    a = json.loads((tmp_path / "run" / "a" / "config.json").read_text())
+    b = json.loads((tmp_path / "run" / "b" / "config.json").read_text())
+    assert a == {"stage": "echo_test", "seed": 0, "size": "small"}
+    assert b == {"stage": "echo_test", "seed": 7, "size": "default"}
 
 
 def test_unknown_override_key_is_an_error(tmp_path):
