@@ -44,9 +44,12 @@ def _rows(per_tiou: Mapping[float, Mapping[str, float]], average: Mapping[str, f
     return rows
 
 
-def _columns(rows) -> list[tuple[str, str]]:
+def _columns(rows, present_only: bool = False) -> list[tuple[str, str]]:
+    """Display columns: all of COLUMNS (optional ones when present), or with `present_only`
+    just those some row has."""
     present = {k for _, metrics in rows for k in metrics}
-    return [(title, key) for title, key in COLUMNS if key not in _OPTIONAL or key in present]
+    return [(title, key) for title, key in COLUMNS
+            if key in present or not (present_only or key in _OPTIONAL)]
 
 
 def _cell(value, scale: float, digits: int) -> str:
@@ -85,8 +88,8 @@ def _render_text(rows, first_header: str, title: str | None, scale: float, digit
 
 
 def _render_markdown(rows, first_header: str, title: str | None, scale: float, digits: int,
-                     bold_row: str | None = "average") -> str:
-    columns = _columns(rows)
+                     bold_row: str | None = "average", present_only: bool = False) -> str:
+    columns = _columns(rows, present_only)
     out = []
     if title:
         out += [f"**{title}**", ""]
@@ -126,15 +129,17 @@ def format_metrics_markdown(per_tiou: Mapping[float, Mapping[str, float]],
 
 def format_comparison_table(named_metrics: Mapping[str, Mapping[str, float]],
                             title: str | None = None, markdown: bool = False,
-                            first_header: str = "model", digits: int = 2) -> str:
+                            first_header: str = "model", digits: int = 2,
+                            present_only: bool = False) -> str:
     """One row per named result (e.g. per model), columns as in the per-tIoU tables.
 
     `named_metrics` maps a row label to an evaluator result (averaged metrics, x100); rows
-    keep the mapping's order.
+    keep the mapping's order. `present_only` (markdown): only the columns some row has.
     """
     rows = [(name, _lookup(metrics)) for name, metrics in named_metrics.items()]
     if markdown:
-        return _render_markdown(rows, first_header, title, 1.0, digits, bold_row=None)
+        return _render_markdown(rows, first_header, title, 1.0, digits, bold_row=None,
+                                present_only=present_only)
     return _render_text(rows, first_header, title, 1.0, digits, rule_before=None)
 
 
