@@ -272,7 +272,7 @@ def caption_video(config, workdir: str) -> dict:
     features[0]["path"] = os.path.join(encoder_dir, "features")
     apply_overrides(cap_cfg, {
         "stage": "captioner_predict", "data.features": features,
-        "predict.captions": split_path, "predict.checkpoint_dir": config.captioner.workdir,
+        "predict.captions": split_path, "init_from": config.captioner.workdir,
         "eval.references": list(config.get("references", []))})
     resolve_stage("captioner_predict")(cap_cfg, os.path.join(root, "captioner"))
     with open(os.path.join(root, "captioner", "predictions", "videos.json"), encoding="utf-8") as f:

@@ -171,7 +171,7 @@ def run(config, workdir: str) -> dict:
     loader = build.feature_loader(config.data)
     mesh = build.make_mesh(config)
     model = build.build_model(config.model, vocab.size + 1)
-    params, which, step = restore_params(config.predict.get("checkpoint_dir") or workdir)
+    params, which, step = restore_params(config.init_from or workdir)
     params = jax.device_put(params, mesh_lib.replicated(mesh))
     name = os.path.splitext(os.path.basename(split_path))[0]
     out_dir = os.path.join(workdir, "predictions")

@@ -35,6 +35,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.captioner = ml_collections.ConfigDict()
     c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
     tiny = ",runlocal" if one_of("size", sw.size, ("demo", "tiny")) == "tiny" else ""
-    c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,"
+    c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,predict,"
                           f"features={run}/features_sa_tsp/features,dim=64,devices=1{tiny}")
     return c

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 def _load_vocab(config, train_videos) -> CaptionVocab:
     """The XE run's vocabulary (token ids must match its parameters), else the data config's."""
-    init_dir = config.scst.get("init_workdir") or ""
+    init_dir = config.init_from
     path = os.path.join(init_dir, "vocab.json") if init_dir else ""
     if path and os.path.isfile(path):
         return CaptionVocab.load(path)
@@ -149,12 +149,12 @@ def run(config, workdir: str) -> dict:
     dummy = (jnp.zeros((1, t, feature_dim)), jnp.ones((1, t), bool), jnp.ones((1,)))
     init_fn = lambda key: model.init({"params": key}, *dummy, method=type(model).init_all)
     abstract_params = jax.eval_shape(init_fn, jax.random.PRNGKey(0))["params"]
-    if sc.init_workdir:
-        params, which, xe_step = inference.restore_params(sc.init_workdir, abstract_params)
+    if config.init_from:
+        params, which, xe_step = inference.restore_params(config.init_from, abstract_params)
         log.info("SCST starts from the %s checkpoint (step %d) of %s", which, xe_step,
-                 sc.init_workdir)
+                 config.init_from)
     else:
-        log.warning("SCST from a randomly initialised captioner (scst.init_workdir is empty)")
+        log.warning("SCST from a randomly initialised captioner (config.init_from is empty)")
         params = jax.jit(init_fn)(jax.random.PRNGKey(int(config.seed)))["params"]
     trainable = list(sc.trainable)
     tx = make_optimizer(params, learning_rate=float(sc.lr), trainable=trainable,

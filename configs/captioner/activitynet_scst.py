@@ -9,7 +9,7 @@ references restricted to them), as the SA-TSP report.
         --workdir runs/activitynet/captioner_scst
 
 Switches: the data switches of configs/captioner/activitynet.py, the common ones of
-configs/captioner/base.py (mode= (default gt), head=, batch=, seed=, devices=, runlocal) and
+configs/captioner/base.py (head=, batch=, seed=, devices=, runlocal) and
 those of configs/captioner/scst_common.py (default: CIDEr-D reward, greedy baseline, k=5,
 lr 5e-5, 20000 steps, evaluation every 2000).
 """
@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from configs.captioner import activitynet, base, scst_common
 
-SWITCHES = dict(base.COMMON_SWITCHES, mode="gt", **activitynet.SWITCHES, **scst_common.SWITCHES)
+SWITCHES = dict(base.COMMON_SWITCHES, **activitynet.SWITCHES, **scst_common.SWITCHES)
 
 
 def get_config(arg: str | None = None):
     sw = base.parse_arg(arg, **SWITCHES)
     c = activitynet.build(sw)
     c.stage = "captioner_scst"
+    c.mode = "gt_proposals"  # SCST samples captions of the GT events
+    c.init_from = sw.init
     runlocal = sw.runlocal
     c.scst = scst_common.scst_block(
         sw, num_samples=2 if runlocal else 5, total_steps=10 if runlocal else 20000,
@@ -31,4 +33,4 @@ def get_config(arg: str | None = None):
     c.eval.soda = False  # GT proposals: SODA_c adds nothing; keeps evaluations cheap
     c.checkpoint_every_steps = 5 if runlocal else 1000
     c.log_every_steps = 1 if runlocal else 50
-    return c
+    return base.for_stage(c)

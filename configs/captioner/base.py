@@ -16,10 +16,10 @@ import ml_collections
 from configs.common import one_of, parse_arg, run_block  # noqa: F401 (re-exported)
 
 # Switches every captioner config understands (None: keep the config's value).
-COMMON_SWITCHES = dict(mode="queries", head="lstm_dsa", batch=int, seed=int, devices=int,
-                       runlocal=False)
+COMMON_SWITCHES = dict(head="lstm_dsa", batch=int, seed=int, devices=int, runlocal=False)
 # Switches of the XE trainer and predictor only (the SCST configs do not declare them).
-XE_SWITCHES = dict(predict=False, epochs=int, lr=float, eval_every=int, steps=int)
+XE_SWITCHES = dict(mode="queries", predict=False, epochs=int, lr=float, eval_every=int,
+                   steps=int)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -81,15 +81,44 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.predict = ml_collections.ConfigDict()
     c.predict.captions = ""  # default: data.val_captions
-    c.predict.checkpoint_dir = ""  # a trained run's workdir; default: this stage's workdir
+    # captioner_predict and captioner_scst: the workdir of a trained run whose parameters (its
+    # best, else latest checkpoint) and vocab.json the stage starts from ("" for
+    # captioner_predict: this stage's own workdir).
+    c.init_from = ""
+    return c
+
+
+# Which stage reads which key beyond the shared ones (stage, run, data, model, eval, mesh,
+# num_devices): `for_stage` drops the others, so a config holds only keys its stage reads and
+# an override of a key the stage would ignore (`--config.total_steps=100` on SCST) is an error.
+_XE_ONLY = ("optim", "matcher", "loss_weights", "num_epochs", "total_steps",
+            "eval_every_epochs")
+_TRAINING = ("seed", "sharding", "log_every_steps", "checkpoint_every_steps",
+             "keep_checkpoints", "data.batch_size")
+_DROP = {
+    "captioner_train": ("predict", "init_from"),
+    "captioner_predict": _XE_ONLY + _TRAINING,
+    # SCST evaluates without reranking whatever the XE run did (train_scst.py sets
+    # eval.rerank on its evaluation config).
+    "captioner_scst": _XE_ONLY + ("predict", "eval.rerank"),
+}
+
+
+def for_stage(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`c` without the keys its stage (`c.stage`) never reads (see `_DROP`)."""
+    for dotted in _DROP[c.stage]:
+        node, _, leaf = dotted.rpartition(".")
+        parent = c[node] if node else c
+        if leaf in parent:
+            del parent[leaf]
     return c
 
 
 def apply_switches(c: ml_collections.ConfigDict,
                    sw: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The common switches of the module docstring (those of `sw`'s spec: the SCST configs
-    declare no XE-only ones)."""
-    mode = one_of("mode", sw.mode, ("queries", "gt", "gt_proposals"))
+    declare no XE-only ones), then `for_stage`."""
+    mode = one_of("mode", sw.get("mode", "queries"), ("queries", "gt", "gt_proposals"))
     if mode in ("gt", "gt_proposals"):
         c.mode = "gt_proposals"
         # PDVC `decide_two_stage`: localisation losses off in GT-proposal mode; its GT
@@ -111,4 +140,4 @@ def apply_switches(c: ml_collections.ConfigDict,
             (c[node] if node else c)[leaf] = sw[key]
     if sw.get("batch") is not None:
         c.eval.batch_size = sw.batch
-    return c
+    return for_stage(c)

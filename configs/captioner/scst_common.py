@@ -26,9 +26,9 @@ def scst_block(sw, *, num_samples: int, total_steps: int, eval_every_steps: int,
                max_len: int) -> ml_collections.ConfigDict:
     """`config.scst` from the parsed switches `sw`; the keyword arguments are the defaults of
     the optional switches k, scst_steps and eval_every; `max_len` is the captioner's
-    eval.max_len (generated tokens)."""
+    eval.max_len (generated tokens). The `init` switch is the config's top-level `init_from`
+    (set by the caller)."""
     s = ml_collections.ConfigDict()
-    s.init_workdir = sw.init
     s.num_samples = num_samples if sw.k is None else sw.k
     s.temperature = sw.temperature
     s.max_len = max_len
