@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from captioner_jax.visualization.curves import plot_training_curves
 from captioner_jax.visualization.gallery import render_submission_videos
+from data_prep.infra import paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         written = render_submission_videos(args.submission, args.out, args.references,
                                            args.videos_dir, args.num, ids, args.thumbnails)
         if args.metrics:
-            curves = os.path.join(args.out, "curves.png")
+            curves = paths.join(args.out, "curves.png")
             plot_training_curves(args.metrics, curves)
             print(f"training curves: {curves}")
     except (ValueError, FileNotFoundError) as err:

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # headless
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from data_prep.infra import paths as paths_lib  # noqa: E402
 from data_prep.infra.metrics import read_metrics  # noqa: E402
 from data_prep.infra.paths import local_output  # noqa: E402
 
@@ -34,8 +35,7 @@ def load_metric_records(path: str) -> list[dict]:
 
     Unreadable lines (a run killed mid-write) are skipped with a warning naming the line.
     """
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = paths_lib.read_text(path)
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
@@ -63,11 +63,11 @@ def _flatten(record: Mapping, prefix: str = "") -> dict[str, float]:
 
 def _file_labels(paths: Sequence[str]) -> list[str]:
     """Short unique names: file stems, or `parent/stem` when stems collide."""
-    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    files = [paths_lib.as_path(paths_lib.absolute(p)) for p in paths]
+    stems = [f.stem for f in files]
     if len(set(stems)) == len(stems):
         return stems
-    return [os.path.join(os.path.basename(os.path.dirname(os.path.abspath(p))), s)
-            for p, s in zip(paths, stems)]
+    return [f"{f.parent.name}/{s}" for f, s in zip(files, stems)]
 
 
 def collect_series(metrics_jsonl_paths: Sequence[str]) -> dict[str, dict[str, list]]:
@@ -128,7 +128,7 @@ def plot_training_curves(metrics_jsonl_paths: Sequence[str], out_png: str,
     if isinstance(metrics_jsonl_paths, (str, os.PathLike)):
         metrics_jsonl_paths = [os.fspath(metrics_jsonl_paths)]
     for path in metrics_jsonl_paths:
-        if not os.path.isfile(path):
+        if not paths_lib.is_file(path):
             raise FileNotFoundError(f"metrics file not found: {path}")
     series = collect_series(list(metrics_jsonl_paths))
     names = _select(list(series), keys)

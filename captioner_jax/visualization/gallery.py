@@ -7,7 +7,6 @@ references and video files, renders each and writes an `index.html` linking them
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 import os
@@ -17,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from captioner_jax.visualization.events import parse_events, span_of
 from captioner_jax.visualization.html_page import write_caption_page
 from captioner_jax.visualization.timeline import render_timeline
-from captioner_jax.visualization.video_frames import (
-    try_thumbnails,
-    video_duration_s,
-)
-from data_prep.infra.atomic_files import atomic_write_text
+from captioner_jax.visualization.video_frames import try_thumbnails
+from data_prep.infra import paths
+from data_prep.infra.atomic_files import atomic_write_text, read_json
 from data_prep.infra.videos import find_video_file
+from data_prep.video.container import video_duration_s
 
 
 def safe_name(video_id: str) -> str:
@@ -36,11 +34,7 @@ def load_submission(path: str) -> dict[str, list]:
 
     Raises ValueError naming the file if it is not JSON or has no `results` object.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON: {err}") from err
+    data = read_json(path)
     results = data.get("results") if isinstance(data, Mapping) else None
     if not isinstance(results, Mapping):
         raise ValueError(f"{path}: expected a submission with a 'results' object "
@@ -48,18 +42,14 @@ def load_submission(path: str) -> dict[str, list]:
     return dict(results)
 
 
-def load_references(paths: Sequence[str]) -> dict[str, dict]:
+def load_references(reference_paths: Sequence[str]) -> dict[str, dict]:
     """`{file label: {video_id: {"duration", "timestamps", "sentences"}}}`, label = file stem."""
     out: dict[str, dict] = {}
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON: {err}") from err
+    for path in reference_paths:
+        data = read_json(path)
         if not isinstance(data, Mapping):
             raise ValueError(f"{path}: expected {{video_id: {{timestamps, sentences}}}}")
-        label = os.path.splitext(os.path.basename(path))[0]
+        label = paths.as_path(path).stem
         while label in out:
             label += "'"
         out[label] = dict(data)
@@ -82,7 +72,7 @@ def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
     Returns:
       `{"video_id", "timeline_png", "html", "num_predicted", "duration_s"}`.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    paths.make_dirs(out_dir)
     if (duration_s is None or not duration_s > 0) and video_path:
         try:
             duration_s = video_duration_s(video_path)
@@ -92,16 +82,23 @@ def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
         duration_s = span_of(parse_events(predicted, f"{video_id}: predicted")) or None
     frames, times = try_thumbnails(video_path, duration_s or 0.0, num_thumbnails)
     stem = safe_name(video_id)
-    png = os.path.join(out_dir, f"{stem}_timeline.png")
+    png = paths.join(out_dir, f"{stem}_timeline.png")
     render_timeline(video_id, duration_s, predicted, references, png, frames=frames,
                     frame_times=times)
-    video_src = os.path.relpath(os.path.abspath(video_path), os.path.abspath(out_dir)) \
-        if video_path else None
-    page = os.path.join(out_dir, f"{stem}.html")
+    page = paths.join(out_dir, f"{stem}.html")
+    video_src = page_video_src(video_path, out_dir) if video_path else None
     write_caption_page(page, video_src, video_id, duration_s, predicted, references,
                        timeline_png=png)
     return {"video_id": video_id, "timeline_png": png, "html": page,
             "num_predicted": len(predicted), "duration_s": duration_s}
+
+
+def page_video_src(video_path: str, out_dir: str) -> str:
+    """How a page in `out_dir` refers to `video_path`: a relative path when both are local
+    (the folder can be moved with its videos), else the video's path or URI as given."""
+    if paths.is_local(video_path) and paths.is_local(out_dir):
+        return os.path.relpath(paths.absolute(video_path), paths.absolute(out_dir))
+    return os.fspath(video_path)
 
 
 def _choose_videos(results: Mapping, references: Mapping[str, dict], num: int,
@@ -153,20 +150,20 @@ def render_submission_videos(submission_path: str, out_dir: str,
             continue
         written.append(info)
         logging.info("%s: %s, %s", video_id, info["timeline_png"], info["html"])
-    _write_index(os.path.join(out_dir, "index.html"), submission_path, written)
+    _write_index(paths.join(out_dir, "index.html"), submission_path, written)
     return written
 
 
 def _write_index(path: str, submission_path: str, written: list[dict]) -> None:
     rows = "\n".join(
-        f'<li><a href="{html.escape(os.path.basename(w["html"]), quote=True)}">'
+        f'<li><a href="{html.escape(paths.as_path(w["html"]).name, quote=True)}">'
         f'{html.escape(w["video_id"])}</a> — {w["num_predicted"]} events</li>'
         for w in written)
     atomic_write_text(path, f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Dense captions</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto}}</style>
 </head><body><h1>Dense captions</h1>
-<p>Submission: {html.escape(os.path.basename(submission_path))}</p>
+<p>Submission: {html.escape(paths.as_path(submission_path).name)}</p>
 <ol>
 {rows}
 </ol></body></html>

@@ -25,6 +25,7 @@ import urllib.parse
 from collections.abc import Mapping
 
 from captioner_jax.visualization.events import Event, assign_lanes, parse_events, span_of
+from data_prep.infra import paths
 from data_prep.infra.atomic_files import atomic_write_text
 
 _TRACK_LANE_PX = 16
@@ -266,10 +267,9 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
     lists += [heading(name, len(evs)) + _event_list(evs, "ref") for name, evs in ref_sets.items()]
     image = ""
     if timeline_png is not None:
-        if not os.path.isfile(timeline_png):
+        if not paths.is_file(timeline_png):
             raise FileNotFoundError(f"{video_id}: timeline image not found: {timeline_png}")
-        with open(timeline_png, "rb") as f:
-            encoded = base64.b64encode(f.read()).decode("ascii")
+        encoded = base64.b64encode(paths.read_bytes(timeline_png)).decode("ascii")
         image = (f'<h2>Timeline</h2><img class="timeline" alt="timeline of {_esc(video_id)}" '
                  f'src="data:image/png;base64,{encoded}">')
     page_title = title if title is not None else f"{video_id} — dense captions"

@@ -1,34 +1,19 @@
-"""Finding a video file for an id and grabbing a few small frames from it (PyAV).
+"""Grabbing a few small frames from a video for the timeline's thumbnail strip (PyAV).
 
-Only what the visualisations need: thumbnails at given times and the video's length.
-Feature extraction decodes videos its own way (sa_tsp_jax); this stays independent of it.
+Videos are opened through `data_prep.video.container.open_container`, so a `gs://` video
+works too (read through a file object; a seek reads only what it needs). Its length comes
+from `data_prep.video.container.video_duration_s`.
 """
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import av
 import numpy as np
 
-
-def video_duration_s(path: str) -> float:
-    """Length of the first video stream in seconds (container length if the stream has none).
-
-    Raises ValueError naming the file if it cannot be opened or has no video stream.
-    """
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
-    except av.FFmpegError as err:
-        raise ValueError(f"{path}: cannot read video: {err}") from err
-    raise ValueError(f"{path}: video length unknown")
+from data_prep.video.container import open_container
 
 
 def sample_thumbnails(path: str, times_s: Sequence[float], height: int = 96) -> np.ndarray:
@@ -44,9 +29,9 @@ def sample_thumbnails(path: str, times_s: Sequence[float], height: int = 96) -> 
       ValueError naming the file when it cannot be decoded.
     """
     try:
-        with av.open(path) as container:
+        with open_container(path) as container:
             if not container.streams.video:
-                raise ValueError(f"{path}: no video stream")
+                raise ValueError(f"{os.fspath(path)}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             width = max(2, int(round(stream.width * height / max(stream.height, 1) / 2)) * 2)
@@ -68,8 +53,8 @@ def sample_thumbnails(path: str, times_s: Sequence[float], height: int = 96) -> 
                 out.append(chosen.to_ndarray(format="rgb24", width=width, height=height))
             return np.stack(out).astype(np.uint8) if out else np.zeros((0, height, width, 3),
                                                                        np.uint8)
-    except av.FFmpegError as err:
-        raise ValueError(f"{path}: cannot decode video: {err}") from err
+    except (av.FFmpegError, OSError) as err:
+        raise ValueError(f"{os.fspath(path)}: cannot decode video: {err}") from err
 
 
 def try_thumbnails(path: str | None, duration_s: float, count: int,

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import AnnotationError, as_float, read_json_file
+from data_prep.infra.atomic_files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -81,6 +81,15 @@ def join(base: PathLike, *parts: str) -> str:
     return os.fspath(epath.Path(base).joinpath(*parts))
 
 
+def resolve(base: PathLike, path: PathLike) -> str:
+    """`path` when it is absolute or a URI (`gs://...`), else `path` under `base` (how config
+    files name inputs relative to a data root or workdir)."""
+    text = os.fspath(path)
+    if scheme(text) or os.path.isabs(text):
+        return text
+    return join(base, text)
+
+
 def absolute(path: PathLike) -> str:
     """Absolute local path, or the URI unchanged (what `os.path.abspath` breaks for gs://)."""
     if is_local(path):

@@ -16,11 +16,10 @@ JSON layout:
 """
 from __future__ import annotations
 
-import json
-import os
-
+from data_prep.infra import paths
+from data_prep.infra.atomic_files import atomic_write_json, read_json
 from data_prep.shards.records import labels_to_json, parse_video_record
-from data_prep.shards.tfrecord import FOOTER_BYTES, HEADER_BYTES, scan_tfrecord
+from data_prep.shards.tfrecord import FOOTER_BYTES, HEADER_BYTES, file_size, scan_tfrecord
 
 FORMAT = "dvc-clip-shard-index/1"
 INDEX_SUFFIX = ".index.json"
@@ -30,14 +29,9 @@ def index_path(shard_path: str) -> str:
     return str(shard_path) + INDEX_SUFFIX
 
 
-def write_json_atomic(path: str, obj) -> None:
-    """Writes JSON to `path` via a temporary file and os.replace (never a half-written file)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_index(shard_path: str, index: dict) -> None:
+    """Writes the index of `shard_path` atomically (compact JSON: it lists every record)."""
+    atomic_write_json(index_path(shard_path), index, indent=None, separators=(",", ":"))
 
 
 def record_entry(offset: int, length: int, record) -> dict:
@@ -58,14 +52,11 @@ def record_entry(offset: int, length: int, record) -> dict:
 def read_index(shard_path: str) -> dict:
     """Reads and validates the index of `shard_path`; raises ValueError naming the file."""
     path = index_path(shard_path)
-    with open(path) as f:
-        try:
-            index = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if index.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown index format {index.get('format')!r}, want {FORMAT}")
-    size = os.path.getsize(shard_path)
+    index = read_json(path)
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        found = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise ValueError(f"{path}: unknown index format {found!r}, want {FORMAT}")
+    size = file_size(shard_path)
     if index.get("tfrecord_bytes") != size:
         raise ValueError(
             f"{path}: index describes {index.get('tfrecord_bytes')} bytes but "
@@ -88,8 +79,8 @@ def build_index_by_scanning(shard_path: str) -> dict:
         records.append(record_entry(offset, HEADER_BYTES + len(data) + FOOTER_BYTES, rec))
     return {
         "format": FORMAT,
-        "shard": os.path.basename(shard_path),
-        "tfrecord_bytes": os.path.getsize(shard_path),
+        "shard": paths.as_path(shard_path).name,
+        "tfrecord_bytes": file_size(shard_path),
         "settings": {},
         "source_videos": [],
         "skipped": [],
@@ -99,6 +90,6 @@ def build_index_by_scanning(shard_path: str) -> dict:
 
 def load_or_build_index(shard_path: str) -> dict:
     """The shard's index file if present, else an index built by scanning the shard."""
-    if os.path.exists(index_path(shard_path)):
+    if paths.exists(index_path(shard_path)):
         return read_index(shard_path)
     return build_index_by_scanning(shard_path)

@@ -14,7 +14,6 @@ shard is kept when the stage is re-run (resume).
 from __future__ import annotations
 
 import logging
-import os
 
 from data_prep.infra import paths
 from data_prep.infra.videos import find_video_file
@@ -22,6 +21,7 @@ from data_prep.labels.types import VideoLabels
 from data_prep.shards.writer import write_shards
 
 log = logging.getLogger(__name__)
+
 
 def video_path_for(video_dir: str, video_id: str) -> str:
     """`video_id`'s file in `video_dir` (data_prep.infra.videos rule), or the `.mp4` path when
@@ -63,12 +63,12 @@ def split_labels(config, split_cfg) -> dict[str, VideoLabels]:
     root = config.data_root
 
     def path(p):
-        return p if not p or os.path.isabs(p) else os.path.join(root, p)
+        return paths.resolve(root, p) if p else p
 
     concept_path = path(config.get("concept_vocab", ""))
     concepts = None
     if concept_path:
-        if not os.path.isfile(concept_path):
+        if not paths.is_file(concept_path):
             raise FileNotFoundError(
                 f"concept vocabulary {concept_path} not found: run the text_vocab stage first "
                 "(configs/data/text_synthetic.py) or set --config.concept_vocab=''"
@@ -89,10 +89,8 @@ def run(config, workdir: str, labels_fn=split_labels) -> dict:
     `labels_fn(config, split_cfg) -> dict[video_id, VideoLabels]` (tests may pass their own).
     Returns {split: {num_videos, num_written, num_skipped, shards}}.
     """
-    video_dir = config.video_dir
-    if not os.path.isabs(video_dir):
-        video_dir = os.path.join(config.data_root, video_dir)
-    if not os.path.isdir(video_dir):
+    video_dir = paths.resolve(config.data_root, config.video_dir)
+    if not paths.is_dir(video_dir):
         raise FileNotFoundError(f"write_shards: video directory {video_dir} does not exist")
     summary = {}
     for split, split_cfg in config.splits.items():
@@ -107,5 +105,5 @@ def run(config, workdir: str, labels_fn=split_labels) -> dict:
         summary[split]["shards"] = len(report["shards"])
         if report["num_skipped"]:
             log.warning("split %s: %d videos skipped, see %s", split, report["num_skipped"],
-                        os.path.join(workdir, f"{split}_report.json"))
+                        paths.join(workdir, f"{split}_report.json"))
     return summary

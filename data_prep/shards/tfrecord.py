@@ -10,14 +10,21 @@ On-disk format of one record (TensorFlow's `tensorflow/core/lib/io/record_writer
 with masked_crc(x) = ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2**32) and CRC32C the
 Castagnoli CRC (google-crc32c, hardware accelerated). Files written by TensorFlow's
 TFRecordWriter (uncompressed) read with these functions and vice versa.
+
+Files are opened through the path layer (`data_prep.infra.paths`), so they may be local or
+on an object store (`gs://...`). Random access (`ShardFile`) uses `os.pread` on local files
+and seek + read under a lock on remote file objects (epath/fsspec files support both).
 """
 from __future__ import annotations
 
 import os
 import struct
+import threading
 from collections.abc import Iterator
 
 import google_crc32c
+
+from data_prep.infra import paths
 
 _MASK_DELTA = 0xA282EAD8
 HEADER_BYTES = 12  # uint64 length + uint32 crc
@@ -72,13 +79,13 @@ def unframe_record(buf: bytes, path: str = "<bytes>", offset: int = 0,
 class TFRecordWriter:
     """Appends framed records to a file; tracks (offset, framed length) of each record.
 
-    Use as a context manager. `path` is written directly: callers wanting atomicity write
-    to a temporary name and `os.replace` it (the shard writer does).
+    Use as a context manager. `path` (local or remote) is written directly: callers wanting
+    atomicity write through `paths.local_output(path)` (the shard writer does).
     """
 
     def __init__(self, path: str):
         self.path = path
-        self._f = open(path, "wb")
+        self._f = paths.open_file(path, "wb")
         self.offsets: list[int] = []
         self.lengths: list[int] = []
         self._pos = 0
@@ -96,7 +103,8 @@ class TFRecordWriter:
     def close(self) -> None:
         if not self._f.closed:
             self._f.flush()
-            os.fsync(self._f.fileno())
+            if paths.is_local(self.path):  # on disk before a rename makes it visible
+                os.fsync(self._f.fileno())
             self._f.close()
 
     def __enter__(self) -> TFRecordWriter:
@@ -108,8 +116,8 @@ class TFRecordWriter:
 
 def scan_tfrecord(path: str, verify_crc: bool = True) -> Iterator[tuple[int, bytes]]:
     """Yields (byte offset, data) of every record of `path` in order (CRC checked)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    size = file_size(path)
+    with paths.open_file(path, "rb") as f:
         offset = 0
         while offset < size:
             header = f.read(HEADER_BYTES)
@@ -136,10 +144,39 @@ def scan_tfrecord(path: str, verify_crc: bool = True) -> Iterator[tuple[int, byt
             offset += HEADER_BYTES + length + FOOTER_BYTES
 
 
-def read_record_at(f, path: str, offset: int, framed_length: int,
+def file_size(path: str) -> int:
+    """Size of a local or remote file [bytes]."""
+    return int(paths.as_path(path).stat().length)
+
+
+class ShardFile:
+    """An open shard for positional reads from several threads (Grain's read threads).
+
+    Local files are read with `os.pread` (no shared file position, no lock); remote file
+    objects (gcsfs & co. have no file descriptor) with seek + read under a lock.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._f = paths.open_file(path, "rb")
+        self._fd = self._f.fileno() if paths.is_local(path) else None
+        self._lock = threading.Lock()
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if self._fd is not None:
+            return os.pread(self._fd, length, offset)
+        with self._lock:
+            self._f.seek(offset)
+            return self._f.read(length)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_record_at(f: ShardFile, offset: int, framed_length: int,
                    verify_crc: bool = True) -> bytes:
-    """Reads the record framed at `offset` (of `framed_length` bytes) from open file `f`."""
-    buf = os.pread(f.fileno(), framed_length, offset)
+    """Reads the record framed at `offset` (of `framed_length` bytes) from shard `f`."""
+    buf = f.pread(framed_length, offset)
     if len(buf) != framed_length:
-        raise TFRecordCorruptError(f"{path}: short read at byte {offset} (file truncated?)")
-    return unframe_record(buf, path, offset, verify_crc)
+        raise TFRecordCorruptError(f"{f.path}: short read at byte {offset} (file truncated?)")
+    return unframe_record(buf, f.path, offset, verify_crc)

@@ -4,10 +4,11 @@ Videos are assigned round-robin to `num_shards` shards (video i -> shard i % num
 the given order). Shards are produced one after another; inside a shard, videos are decoded
 and JPEG-encoded in `num_workers` worker processes (spawned, so a parent that already
 initialised JAX or threads is safe) while the parent writes records in order. Each shard is
-written to a temporary file, fsynced, renamed, and then its index is written atomically: a
+written through `paths.local_output` (a local temporary file, fsynced, then renamed into
+place or uploaded as one object to `gs://...`), and then its index is written atomically: a
 shard with an index whose settings and video list match is finished and is kept on resume.
 Videos that cannot be decoded are skipped and listed (path, id, error) in the shard index
-and in `report.json`.
+and in `report.json`. Input videos and `out_dir` may be local or remote.
 """
 from __future__ import annotations
 
@@ -15,22 +16,17 @@ import collections
 import concurrent.futures as cf
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from data_prep.infra import paths
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.labels.types import VideoLabels
-from data_prep.shards.index import (
-    FORMAT,
-    index_path,
-    read_index,
-    record_entry,
-    write_json_atomic,
-)
+from data_prep.shards.index import FORMAT, index_path, read_index, record_entry, write_index
 from data_prep.shards.records import encode_video_record, parse_video_record
-from data_prep.shards.tfrecord import TFRecordWriter
+from data_prep.shards.tfrecord import TFRecordWriter, file_size
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +70,7 @@ def _settings(fps: float, resize, jpeg_quality: int) -> dict:
 
 
 def _shard_is_finished(path: str, expected_videos: list[str], settings: dict) -> bool:
-    if not (os.path.exists(path) and os.path.exists(index_path(path))):
+    if not (paths.exists(path) and paths.exists(index_path(path))):
         return False
     try:
         index = read_index(path)
@@ -119,16 +115,16 @@ def write_shards(
     dups = [v for v, n in ids.items() if n > 1]
     if dups:
         raise ValueError(f"duplicate video ids: {dups[:5]}")
-    os.makedirs(out_dir, exist_ok=True)
+    paths.make_dirs(out_dir)
     settings = _settings(fps, resize, jpeg_quality)
     assigned = [list(videos[k::num_shards]) for k in range(num_shards)]
-    paths = [os.path.join(out_dir, shard_name(prefix, k, num_shards)) for k in range(num_shards)]
+    shards = [paths.join(out_dir, shard_name(prefix, k, num_shards)) for k in range(num_shards)]
 
     t0 = time.time()
     todo, resumed = [], []
     for k in range(num_shards):
         expected = [str(p) for p, _ in assigned[k]]
-        (resumed if _shard_is_finished(paths[k], expected, settings) else todo).append(k)
+        (resumed if _shard_is_finished(shards[k], expected, settings) else todo).append(k)
     done_videos = sum(len(assigned[k]) for k in resumed)
     bar = tqdm(total=len(videos), initial=done_videos, desc="write_shards", unit="video",
                disable=not show_progress)
@@ -139,7 +135,7 @@ def write_shards(
         )
     try:
         for k in todo:
-            _write_one_shard(paths[k], assigned[k], settings, fps, resize, jpeg_quality,
+            _write_one_shard(shards[k], assigned[k], settings, fps, resize, jpeg_quality,
                              executor, num_workers, bar)
     finally:
         bar.close()
@@ -148,24 +144,24 @@ def write_shards(
 
     skipped, num_written = [], 0
     for k in range(num_shards):
-        index = read_index(paths[k])
+        index = read_index(shards[k])
         skipped.extend(index["skipped"])
         num_written += len(index["records"])
     report = {
         "format": FORMAT,
         "prefix": prefix,
-        "out_dir": os.path.abspath(out_dir),
+        "out_dir": paths.absolute(out_dir),
         "settings": settings,
         "num_videos": len(videos),
         "num_written": num_written,
         "num_skipped": len(skipped),
         "skipped": skipped,
-        "shards": paths,
-        "resumed_shards": [paths[k] for k in resumed],
-        "written_shards": [paths[k] for k in todo],
+        "shards": shards,
+        "resumed_shards": [shards[k] for k in resumed],
+        "written_shards": [shards[k] for k in todo],
         "seconds": round(time.time() - t0, 3),
     }
-    write_json_atomic(os.path.join(out_dir, report_name), report)
+    atomic_write_json(paths.join(out_dir, report_name), report)
     for s in skipped:
         log.warning("skipped video %s (%s): %s", s["video_id"], s["video_path"], s["error"])
     log.info("wrote %d/%d videos into %d shards (%d resumed) in %.1f s; %d skipped",
@@ -175,8 +171,7 @@ def write_shards(
 
 def _write_one_shard(path, items, settings, fps, resize, jpeg_quality, executor, num_workers,
                      bar) -> None:
-    """Writes one shard (temporary file -> rename) and then its index."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Writes one shard (through a local temporary file) and then its index."""
     entries, skipped = [], []
 
     def results():
@@ -201,25 +196,20 @@ def _write_one_shard(path, items, settings, fps, resize, jpeg_quality, executor,
                     encode_video_file, nxt[0], nxt[1], fps, resize, jpeg_quality)))
             yield video_path, labels, fut.result()
 
-    try:
-        with TFRecordWriter(tmp) as writer:
-            for video_path, labels, (record, error) in results():
-                if record is None:
-                    skipped.append({"video_path": str(video_path), "video_id": labels.video_id,
-                                    "error": error})
-                else:
-                    offset = writer.write(record)
-                    parsed = parse_video_record(record, where=str(video_path))
-                    entries.append(record_entry(offset, writer.lengths[-1], parsed))
-                bar.update(1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    write_json_atomic(index_path(path), {
+    with paths.local_output(path) as tmp, TFRecordWriter(tmp) as writer:
+        for video_path, labels, (record, error) in results():
+            if record is None:
+                skipped.append({"video_path": str(video_path), "video_id": labels.video_id,
+                                "error": error})
+            else:
+                offset = writer.write(record)
+                parsed = parse_video_record(record, where=str(video_path))
+                entries.append(record_entry(offset, writer.lengths[-1], parsed))
+            bar.update(1)
+    write_index(path, {
         "format": FORMAT,
-        "shard": os.path.basename(path),
-        "tfrecord_bytes": os.path.getsize(path),
+        "shard": paths.as_path(path).name,
+        "tfrecord_bytes": file_size(path),
         "settings": settings,
         "source_videos": [str(p) for p, _ in items],
         "skipped": skipped,

@@ -13,6 +13,9 @@ Layout under `out_dir`:
 Deterministic: video `i` depends only on (seed, i) (see `scene_sampler.video_rng`), so the
 same seed gives the same JSON/CSV bytes whatever the number of workers. The mp4 bytes are
 deterministic too with one encoder thread per video (the default).
+
+`out_dir` may be local or remote (`gs://...`): every file goes through the path layer; PyAV
+encodes each mp4 into a local temporary file (`paths.local_output`) that lands atomically.
 """
 from __future__ import annotations
 
@@ -23,13 +26,11 @@ import json
 import logging
 import multiprocessing
 import os
-import pathlib
 import time
 
 import numpy as np
 
 from data_prep.annotations.activitynet_captions import VideoCaptions, write_captions
-from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.tsp_csv import (
     REGION_LABELS,
     TspSegment,
@@ -39,6 +40,8 @@ from data_prep.annotations.tsp_csv import (
     write_tsp_groundtruth,
     write_tsp_metadata,
 )
+from data_prep.infra import paths
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.synthetic.attributes import ACTION_DISPLAY_NAMES, ACTIONS, VideoSpec
 from data_prep.synthetic.caption_grammar import describe_video
 from data_prep.synthetic.renderer import render_frames
@@ -71,14 +74,12 @@ class DatasetOptions:
 
 def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int = 20,
                preset: str = "ultrafast") -> None:
-    """Encodes uint8 RGB frames [T, H, W, 3] to an H.264 mp4, atomically (tmp + rename)."""
+    """Encodes uint8 RGB frames [T, H, W, 3] to an H.264 mp4 at `path` (local or remote),
+    atomically: PyAV writes a local temporary file that then lands at `path`."""
     import av  # imported here: only the rendering workers need it
 
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
     _, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w") as container:
+    with paths.local_output(path) as tmp, av.open(tmp, mode="w") as container:
         stream = container.add_stream(
             "libx264", rate=fractions.Fraction(fps).limit_denominator(1001),
             options={"crf": str(crf), "preset": preset, "threads": "1"},
@@ -89,13 +90,12 @@ def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def _render_and_encode(job: tuple[VideoSpec, str, int, str]) -> tuple[str, int]:
     spec, path, crf, preset = job
     encode_mp4(render_frames(spec), path, spec.fps, crf, preset)
-    return spec.video_id, os.path.getsize(path)
+    return spec.video_id, paths.stat_signature(path)["size"]
 
 
 def tsp_rows(spec: VideoSpec) -> list[TspSegment]:
@@ -143,28 +143,32 @@ def sample_specs(options: DatasetOptions) -> list[VideoSpec]:
     return specs
 
 
-def write_annotations(out_dir: pathlib.Path, specs: list[VideoSpec],
+def write_annotations(out_dir: str | os.PathLike, specs: list[VideoSpec],
                       options: DatasetOptions) -> None:
-    """Writes every JSON/CSV file of the data set (not the videos)."""
+    """Writes every JSON/CSV file of the data set (not the videos) under `out_dir`."""
     train = list(enumerate(specs[: options.num_train]))
     val = list(enumerate(specs[options.num_train:], start=options.num_train))
     seed = options.seed
-    write_captions(out_dir / "captions/train.json",
+
+    def out(*parts: str) -> str:
+        return paths.join(out_dir, *parts)
+
+    write_captions(out("captions", "train.json"),
                    {s.video_id: video_captions(s, 1, seed, i) for i, s in train})
-    write_captions(out_dir / "captions/val_1.json",
+    write_captions(out("captions", "val_1.json"),
                    {s.video_id: video_captions(s, 1, seed, i) for i, s in val})
-    write_captions(out_dir / "captions/val_2.json",
+    write_captions(out("captions", "val_2.json"),
                    {s.video_id: video_captions(s, 2, seed, i) for i, s in val})
     for split, items in (("train", train), ("valid", val)):
-        write_tsp_groundtruth(out_dir / f"tsp/{split}_tsp_groundtruth.csv",
+        write_tsp_groundtruth(out("tsp", f"{split}_tsp_groundtruth.csv"),
                               [r for _, s in items for r in tsp_rows(s)])
-        write_tsp_metadata(out_dir / f"tsp/{split}_metadata.csv", [
+        write_tsp_metadata(out("tsp", f"{split}_metadata.csv"), [
             VideoMetadata(s.video_id + ".mp4", s.duration, float(s.fps), s.num_frames)
             for _, s in items])
-    write_label_mapping(out_dir / "tsp/action_label_mapping.json",
+    write_label_mapping(out("tsp", "action_label_mapping.json"),
                         [ACTION_DISPLAY_NAMES[a] for a in ACTIONS])
-    write_label_mapping(out_dir / "tsp/temporal_region_label_mapping.json", list(REGION_LABELS))
-    atomic_write_json(out_dir / "synthetic_events.json", {
+    write_label_mapping(out("tsp", "temporal_region_label_mapping.json"), list(REGION_LABELS))
+    atomic_write_json(out("synthetic_events.json"), {
         "seed": seed,
         "options": json.loads(json.dumps(dataclasses.asdict(options))),
         "videos": {s.video_id: {"split": "train" if i < options.num_train else "val",
@@ -179,23 +183,25 @@ def generate_dataset(out_dir: str | os.PathLike, options: DatasetOptions,
     """Generates the whole data set under `out_dir`; returns a summary dict.
 
     Args:
-      out_dir: output root (created).
+      out_dir: output root (created; local or remote).
       options: what to generate.
       skip_existing_videos: keep mp4 files that already exist (resume an interrupted run;
         files are written atomically, so an existing file is complete).
     """
     from tqdm import tqdm
 
-    out_dir = pathlib.Path(out_dir)
+    out_dir = os.fspath(out_dir)
     t0 = time.time()
     specs = sample_specs(options)
     write_annotations(out_dir, specs, options)
+    video_dir = paths.join(out_dir, "videos")
+    paths.make_dirs(video_dir)
     jobs = []
     for s in specs:
-        path = out_dir / "videos" / f"{s.video_id}.mp4"
-        if not (skip_existing_videos and path.exists()):
-            jobs.append((s, str(path), options.crf, options.preset))
-    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
+        # The file is named by the ActivityNet id, as TSP's `filename` column says.
+        path = paths.join(video_dir, f"{s.video_id}.mp4")
+        if not (skip_existing_videos and paths.exists(path)):
+            jobs.append((s, path, options.crf, options.preset))
     total_bytes = 0
     bar = tqdm(total=len(jobs), desc="render videos", unit="video", mininterval=2.0,
                disable=len(jobs) < 20)
@@ -213,7 +219,7 @@ def generate_dataset(out_dir: str | os.PathLike, options: DatasetOptions,
     bar.close()
     seconds = time.time() - t0
     summary = {
-        "out_dir": str(out_dir),
+        "out_dir": out_dir,
         "videos": len(specs),
         "rendered": len(jobs),
         "events": sum(len(s.events) for s in specs),

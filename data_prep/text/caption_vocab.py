@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import read_json_file
+from data_prep.infra.atomic_files import atomic_write_json
 
 # PDVC's punctuation marks, in its order (the escaped newline before the backslash).
 PUNCTUATION_MARKS = (",", ":", "!", "_", ";", "-", ".", "?", "/", '"', "\\n", "\\")

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import read_json_file
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.text import nltk_resources
 
 POS_GROUPS = ("noun", "verb", "adj", "adv", "number")

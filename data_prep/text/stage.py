@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-import pathlib
 import time
 
 from data_prep.annotations.activitynet_captions import read_captions
+from data_prep.infra import paths
 from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.text.caption_vocab import build_caption_vocab
 from data_prep.text.concepts import DEFAULT_STOP_WORDS, ConceptOptions, build_concept_vocab
@@ -46,25 +46,28 @@ def concept_options(config) -> ConceptOptions:
 
 
 def run(config, workdir: str) -> dict:
+    """Writes the text artefacts (module docstring) into `workdir` (local or remote)."""
     if config.get("nltk_data"):
         import nltk
 
-        nltk.data.path.insert(0, os.path.abspath(config.nltk_data))
-    out = pathlib.Path(workdir)
+        if not paths.is_local(config.nltk_data):
+            raise ValueError(f"nltk_data {config.nltk_data!r}: NLTK reads its data from a "
+                             "local folder only")
+        nltk.data.path.insert(0, paths.absolute(config.nltk_data))
     t0 = time.time()
     vocab = build_caption_vocab(_sentences(config.vocab_files), int(config.count_threshold))
-    vocab.save(out / "caption_vocab.json")
+    vocab.save(paths.join(workdir, "caption_vocab.json"))
     log.info("caption vocabulary: %d entries from %s", vocab.size, list(config.vocab_files))
 
     train_sentences = _sentences(config.concept_files)
     workers = int(config.workers) if int(config.workers) > 0 else (os.cpu_count() or 1)
     concepts = build_concept_vocab(train_sentences, concept_options(config), workers=workers)
-    concepts.save(out / "concepts.json")
+    concepts.save(paths.join(workdir, "concepts.json"))
     log.info("concept vocabulary: %d concepts from %d sentences (%.1f s)", concepts.size,
              len(train_sentences), time.time() - t0)
 
     idf = build_idf(_sentences(config.idf_files))
-    idf.save(out / "idf.json")
+    idf.save(paths.join(workdir, "idf.json"))
 
     per_file = {}
     for path in config.sentence_concept_files:
@@ -72,8 +75,8 @@ def run(config, workdir: str) -> dict:
         flat = [s for v in videos.values() for s in v.sentences]
         ids = iter(concepts.concept_ids(flat, workers=workers))
         table = {vid: [next(ids).tolist() for _ in v.sentences] for vid, v in videos.items()}
-        name = pathlib.Path(path).stem
-        atomic_write_json(out / "sentence_concepts" / f"{name}.json", table)
+        name = paths.as_path(path).stem
+        atomic_write_json(paths.join(workdir, "sentence_concepts", f"{name}.json"), table)
         per_file[name] = len(flat)
         log.info("sentence concepts of %s: %d sentences", path, len(flat))
     return {"caption_vocab_size": vocab.size, "num_concepts": concepts.size,

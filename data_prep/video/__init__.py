@@ -1,4 +1,5 @@
-"""Video decoding (PyAV) and per-frame JPEG coding."""
+"""Video decoding (PyAV; local or remote files) and per-frame JPEG coding."""
+from data_prep.video.container import open_container, video_duration_s
 from data_prep.video.decode import (
     DecodedVideo,
     VideoDecodeError,
@@ -15,5 +16,7 @@ __all__ = [
     "decode_video",
     "encode_jpeg",
     "iter_resampled_frames",
+    "open_container",
     "output_size",
+    "video_duration_s",
 ]

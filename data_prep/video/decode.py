@@ -14,12 +14,15 @@ swscale's bilinear filter, so pixel values differ slightly (not the geometry).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import os
 from collections.abc import Iterator
 
 import numpy as np
+
+from data_prep.infra import paths
+from data_prep.video.container import open_container
 
 # Tolerance [s] when comparing frame timestamps with output sample times: container
 # timestamps are rationals rounded to the stream time base.
@@ -91,20 +94,22 @@ def iter_resampled_frames(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Streams (output index, uint8 [H, W, 3]) frames of `path` resampled to `fps`.
 
-    See `decode_video` for the selection rule. The generator's return value (via
-    StopIteration.value) is (duration [s], source fps).
+    `path` may be local or remote (`gs://...`, read through a file object: see
+    `data_prep.video.container`). See `decode_video` for the selection rule. The generator's
+    return value (via StopIteration.value) is (duration [s], source fps).
     """
     import av  # lazy: pipelines that only read shards never need PyAV
 
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    if not os.path.isfile(path):
+    if not paths.is_file(path):
         raise VideoDecodeError(path, "file not found")
+    stack = contextlib.ExitStack()
     try:
-        container = av.open(path)
+        container = stack.enter_context(open_container(path))
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise VideoDecodeError(path, f"cannot open container ({e})") from e
-    with container:
+    with stack:
         if not container.streams.video:
             raise VideoDecodeError(path, "no video stream")
         stream = container.streams.video[0]
