@@ -183,6 +183,27 @@ def test_shards_round_trip_frames_and_labels(videos, shards):
                 c.tolist() for c in labels.event_concepts]
 
 
+def test_subset_is_a_full_source_over_some_records(shards):
+    import pickle
+
+    _, report = shards
+    src = ClipShardSource(report["shards"])
+    sub = src.subset([3, 0])
+    assert isinstance(sub, ClipShardSource) and len(sub) == 2
+    assert sub.video_ids == [src.video_ids[3], src.video_ids[0]]
+    np.testing.assert_array_equal(sub.num_frames, src.num_frames[[3, 0]])
+    assert sub.read_bytes(0) == src.read_bytes(3) and sub[1].video_id == src.video_ids[0]
+    assert sub.labels(0).video_id == src.video_ids[3] and sub.entry(1) == src.entry(0)
+    assert sub.index_of(src.video_ids[0]) == 1
+    # Inherited behaviour works because the subset is built by __init__: pickling (Grain
+    # workers), nested subsets, and errors naming the record's place in its shard.
+    again = pickle.loads(pickle.dumps(sub.subset([1])))
+    assert again.read_bytes(0) == src.read_bytes(0)
+    assert sub._where(0) == src._where(3)
+    with pytest.raises(IndexError, match="out of range"):
+        src.subset([len(src)])
+
+
 def test_corrupt_video_is_skipped_and_reported(shards, videos):
     _, bad_id = videos
     out, report = shards

@@ -87,10 +87,6 @@ class EventSpec:
     phase: float
 
     @property
-    def action_id(self) -> int:
-        return ACTIONS.index(self.action)
-
-    @property
     def action_name(self) -> str:
         return ACTION_DISPLAY_NAMES[self.action]
 

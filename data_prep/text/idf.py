@@ -16,8 +16,8 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 
-from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.annotations.errors import read_json_file
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.text.caption_vocab import encode_tokens
 
 
@@ -39,10 +39,6 @@ class IdfTable:
     def max_idf(self, caption: str) -> float:
         """Maximum IDF over the caption's unigrams (0 for an empty caption)."""
         return max(self.unigram_idfs(caption), default=0.0)
-
-    def mean_idf(self, caption: str) -> float:
-        values = self.unigram_idfs(caption)
-        return sum(values) / len(values) if values else 0.0
 
     def to_json(self) -> dict:
         return {"format": "idf", "definition": "ln(num_documents / document_frequency)",
