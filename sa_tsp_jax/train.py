@@ -5,7 +5,7 @@ shardings + init, update step, checkpoint/resume, evaluation, loop. The objectiv
 `L = L_action + alpha * L_temporal + beta * L_semantic` (sa_tsp_jax/losses): beta = 0 gives
 TSP, alpha = beta = 0 action-only pretraining.
 
-Data parallel by default (`config.mesh = [("data", -1)]`); `config.param_sharding = "fsdp"`
+Data parallel by default (`config.mesh = [("data", -1)]`); `config.sharding = "fsdp"`
 with an "fsdp" mesh axis shards parameters and optimizer state (ZeRO-3 style). Batch-norm
 statistics are global over the batch (see models/batch_norm.py).
 
@@ -194,7 +194,7 @@ def run(config, workdir: str) -> dict:
     mesh = mesh_lib.make_mesh([tuple(a) for a in config.mesh])
     batch_sharding = mesh_lib.batch_sharding(mesh)
     num_data = int(np.prod([mesh.shape[a] for a in mesh_lib.data_axes(mesh)]))
-    global_bs = int(config.input.batch_size)
+    global_bs = int(config.data.batch_size)
     if global_bs % num_data or global_bs % jax.process_count():
         raise ValueError(f"global batch {global_bs} not divisible by {num_data} data shards "
                          f"and {jax.process_count()} hosts")
@@ -224,7 +224,7 @@ def run(config, workdir: str) -> dict:
 
     # --- Shardings and initialisation on abstract shapes first.
     state, abstract, state_shardings = init_state(init, rng, mesh,
-                                                  config.get("param_sharding", "replicate"))
+                                                  config.get("sharding", "replicate"))
     if config.get("init_from"):
         from sa_tsp_jax import import_torch
 

@@ -33,7 +33,8 @@ def tiny_config(root, **overrides):
     c.gvf_path = str(root / "gvf.h5")
     c.model.use_gvf = True
     c.model.num_actions = 3
-    c.input.update(dict(batch_size=8, clip_length=4, resize=(24, 24), crop=16,
+    c.data.batch_size = 8
+    c.input.update(dict(clip_length=4, resize=(24, 24), crop=16,
                         clips_per_segment=2, num_concepts=6, read_threads=1,
                         prefetch_buffer=1))
     c.optim.update(dict(backbone_lr=2e-3, head_lr=1e-2, warmup_epochs=0.0))

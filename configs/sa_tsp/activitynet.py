@@ -25,7 +25,7 @@ def get_config(arg: str | None = None):
     c.data.val_shards = f"{root}/shards/val-*.tfrecord"
     c.gvf_path = sw.gvf or f"{root}/gvf/r2plus1d_34-max_gvf.h5"
     c.input.num_concepts = sw.concepts
-    c.input.batch_size = sw.batch
+    c.data.batch_size = sw.batch
     if base.one_of("objective", sw.objective, ("sa_tsp", "tsp")) == "tsp":
         c.loss.beta = 0.0
     c.init_from = sw.init
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
         c.model.dtype = "bfloat16"
     if sw.runlocal:
         c.model.variant = "small"
-        c.input.batch_size = 8
+        c.data.batch_size = 8
         c.total_steps = 10
         c.max_eval_batches = 2
         c.log_every_steps = 1

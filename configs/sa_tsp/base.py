@@ -18,20 +18,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rng_impl = "threefry2x32"  # parameter-init PRNG; "rbg" compiles faster on CPU
     c.run = run_block()
     # Mesh: pure data parallelism over all devices; for FSDP use
-    # (("data", -1), ("fsdp", N)) and param_sharding = "fsdp".
+    # (("data", -1), ("fsdp", N)) and sharding = "fsdp".
     c.mesh = (("data", -1),)
-    c.param_sharding = "replicate"
+    c.sharding = "replicate"  # parameters and optimizer state: replicate | fsdp
 
     c.data = ml_collections.ConfigDict()
     c.data.train_shards = ""  # glob, comma list or list of TFRecord shards
     c.data.val_shards = ""
     # Concept vocabulary of the text_vocab stage; when set, its size is input.num_concepts.
     c.data.concept_vocab = ""
+    c.data.batch_size = 64  # global (TSP: 32 per GPU x 2 GPUs)
     c.gvf_path = ""  # HDF5 {video_id: [D]} (sa_tsp_jax/gvf.py); needed iff model.use_gvf
 
-    # data_prep.pipelines.tsp_pipeline.TspInputConfig fields; batch_size is GLOBAL here.
+    # data_prep.pipelines.tsp_pipeline.TspInputConfig fields but batch_size (data.batch_size;
+    # the trainer passes the per-host share).
     c.input = ml_collections.ConfigDict(dict(
-        batch_size=64, clip_length=16, fps=15.0, clips_per_segment=5, resize=(128, 171),
+        clip_length=16, fps=15.0, clips_per_segment=5, resize=(128, 171),
         crop=112, num_concepts=1000, concept_rule="any_overlap",
         read_threads=8, prefetch_buffer=8))
 

@@ -33,7 +33,8 @@ def get_config(arg: str | None = None):
     c.model.variant = sw.variant
     # The synthetic videos carry a handful of action classes; the head is sized generously.
     c.model.num_actions = sw.actions
-    c.input.update(dict(batch_size=16, clip_length=8, resize=(64, 64), crop=56,
+    c.data.batch_size = 16
+    c.input.update(dict(clip_length=8, resize=(64, 64), crop=56,
                         clips_per_segment=2, num_concepts=sw.concepts,
                         read_threads=2, prefetch_buffer=2))
     objective = sw.objective
@@ -55,7 +56,7 @@ def get_config(arg: str | None = None):
     c.max_eval_batches = 20
     if sw.runlocal:
         c.total_steps = 20
-        c.input.batch_size = 8
+        c.data.batch_size = 8
         c.checkpoint_every_steps = 10
         c.eval_every_steps = 20
         c.max_eval_batches = 2
