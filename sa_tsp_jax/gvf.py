@@ -2,14 +2,16 @@
 
 TSP computes the GVF of a video by max-pooling (or averaging) over time the clip features of
 a reference encoder, and stores them in one HDF5 file keyed by video id. We use the same
-layout: `/<video_id>` -> float32 [D].
+layout: `/<video_id>` -> float32 [D]. Files may be local or remote (`gs://`): h5py needs a
+local file, so reads and writes stage through one (`data_prep.infra.paths.local_copy` /
+`local_output`).
 """
 from __future__ import annotations
 
-import os
-
 import h5py
 import numpy as np
+
+from data_prep.infra import paths
 
 POOLINGS = ("max", "avg")
 
@@ -27,12 +29,11 @@ def pool_features(features: np.ndarray, pooling: str = "max") -> np.ndarray:
 
 
 def write_gvf(path: str, gvf: dict[str, np.ndarray]) -> None:
-    """Writes {video_id: [D]} to an HDF5 file atomically (tmp file + os.replace)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
+    """Writes {video_id: [D]} to an HDF5 file atomically (a local temporary file that lands at
+    `path` complete, or not at all)."""
+    with paths.local_output(path) as tmp, h5py.File(tmp, "w") as f:
         for video_id, vec in gvf.items():
             f.create_dataset(video_id, data=np.asarray(vec, np.float32))
-    os.replace(tmp, path)
 
 
 class GvfTable:
@@ -40,9 +41,9 @@ class GvfTable:
 
     def __init__(self, path: str):
         self.path = path
-        if not os.path.isfile(path):
+        if not paths.is_file(path):
             raise FileNotFoundError(f"GVF file {path} does not exist")
-        with h5py.File(path, "r") as f:
+        with paths.local_copy(path) as local, h5py.File(local, "r") as f:
             self.table = {k: np.asarray(f[k], np.float32) for k in f.keys()}
         if not self.table:
             raise ValueError(f"GVF file {path} is empty")

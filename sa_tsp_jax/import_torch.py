@@ -17,20 +17,23 @@ BN weight/bias -> params scale/bias, running_mean/var -> batch_stats mean/var;
 mid-plane rule) is inferred from the shapes, so one function serves every released variant.
 
 torch is optional: only the CLI (`python -m sa_tsp_jax.import_torch CKPT.pth OUT_DIR`) needs
-it, to unpickle the .pth; everything else works on a dict of numpy arrays.
+it, to unpickle the .pth; everything else works on a dict of numpy arrays. The CLI writes the
+encoder export format (`sa_tsp_jax/export.py`) with the input geometry of the released TSP
+models (16 frames, 15 fps, 128x171, crop 112, TSP normalisation) unless told otherwise
+(`--clip_length`, `--fps`, `--resize`, `--crop`, or `--no_geometry` for weights whose
+training input is unknown: extraction then needs the geometry in its config).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import re
-import shutil
 from collections.abc import Mapping
 
 import numpy as np
 
+from data_prep.infra import paths
+from sa_tsp_jax import export
 from sa_tsp_jax.models.r2plus1d import midplanes
 
 HEAD_KEYS = {"fc1": "action_head", "fc2": "region_head", "fc": "action_head"}
@@ -161,14 +164,16 @@ def merge_into(target: dict, imported: dict, strict_backbone: bool = True) -> tu
 
 
 def load_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
-    """Reads a .pth (TSP dict with a `model` entry, or a bare state dict) with torch."""
+    """Reads a .pth (TSP dict with a `model` entry, or a bare state dict) with torch (a remote
+    file is staged through a local copy)."""
     try:
         import torch  # optional dependency, imported lazily
     except ImportError as e:
         raise ImportError("reading .pth files needs torch (`pip install torch`)") from e
     # TSP checkpoints pickle an argparse Namespace (`args`), which weights_only=True rejects;
     # only load files you trust.
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    with paths.local_copy(path) as local:
+        obj = torch.load(local, map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]
     elif isinstance(obj, Mapping) and "state_dict" in obj:
@@ -178,54 +183,33 @@ def load_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().float().numpy() for k, v in obj.items() if hasattr(v, "detach")}
 
 
-def save_variables(out_dir: str, variables: dict, backbone_config: dict) -> None:
-    """Writes `variables/` (Orbax) and `backbone_config.json` under out_dir, atomically."""
-    import orbax.checkpoint as ocp
-
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, "variables.tmp")
-    final = os.path.join(out_dir, "variables")
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(tmp, variables)
-        ckptr.wait_until_finished()
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    cfg_tmp = os.path.join(out_dir, "backbone_config.json.tmp")
-    with open(cfg_tmp, "w") as f:
-        json.dump(backbone_config, f, indent=1)
-    os.replace(cfg_tmp, os.path.join(out_dir, "backbone_config.json"))
-
-
-def load_variables(out_dir: str) -> tuple[dict, dict]:
-    """Reads what `save_variables` wrote: (numpy variables, backbone config)."""
-    import jax
-    import orbax.checkpoint as ocp
-
-    with ocp.StandardCheckpointer() as ckptr:
-        variables = ckptr.restore(os.path.join(os.path.abspath(out_dir), "variables"))
-    with open(os.path.join(out_dir, "backbone_config.json")) as f:
-        cfg = json.load(f)
-    cfg["stage_sizes"], cfg["widths"] = tuple(cfg["stage_sizes"]), tuple(cfg["widths"])
-    return jax.tree.map(np.asarray, variables), cfg
-
-
 def main(argv=None) -> None:
+    g = export.TSP_GEOMETRY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="PyTorch .pth file")
-    parser.add_argument("out_dir", help="directory for variables/ and backbone_config.json")
+    parser.add_argument("out_dir", help="export folder (variables/, backbone_config.json); "
+                        "local or gs://")
+    parser.add_argument("--clip_length", type=int, default=g.clip_length,
+                        help="frames per clip the weights were trained on")
+    parser.add_argument("--fps", type=float, default=g.fps, help="frame rate [frames/s]")
+    parser.add_argument("--resize", default=",".join(map(str, g.resize)),
+                        help="H,W frames are resized to before the crop [pixels]")
+    parser.add_argument("--crop", type=int, default=g.crop, help="centre crop side [pixels]")
+    parser.add_argument("--no_geometry", action="store_true",
+                        help="record no input geometry (extraction configs must give it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    geometry = None if args.no_geometry else export.InputGeometry(
+        clip_length=args.clip_length, fps=args.fps,
+        resize=tuple(int(x) for x in args.resize.split(",")), crop=args.crop)
     state_dict = load_torch_checkpoint(args.checkpoint)
     variables, cfg, unused = convert_state_dict(state_dict)
     if unused:
         logging.warning("%s: %d keys not imported: %s", args.checkpoint, len(unused), unused)
-    save_variables(args.out_dir, variables, cfg)
+    export.save_variables(args.out_dir, variables, cfg, geometry)
     n = _count(variables["params"])
-    logging.info("imported %s (%s, %d params) -> %s", args.checkpoint, cfg, n, args.out_dir)
+    logging.info("imported %s (%s, %d params, input %s) -> %s", args.checkpoint, cfg, n,
+                 geometry, args.out_dir)
 
 
 def _count(tree) -> int:

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from sa_tsp_jax import import_torch
+from sa_tsp_jax import export, import_torch
 from sa_tsp_jax.models.heads import SATSPModel
 from sa_tsp_jax.models.r2plus1d import R2Plus1D
 
@@ -156,10 +156,17 @@ def test_mismatched_head_keeps_init_and_roundtrip(tmp_path, clips):
     np.testing.assert_array_equal(
         merged["params"]["backbone"]["stem_spatial"]["kernel"],
         sd["module.features.stem.0.weight"].transpose(2, 3, 4, 1, 0))
-    import_torch.save_variables(str(tmp_path / "out"), variables, cfg)
-    loaded, cfg2 = import_torch.load_variables(str(tmp_path / "out"))
+    export.save_variables(str(tmp_path / "out"), variables, cfg)
+    loaded, cfg2 = export.load_variables(str(tmp_path / "out"))
     assert cfg2 == cfg
     jax.tree.map(np.testing.assert_array_equal, loaded, variables)
+    assert export.load_geometry(str(tmp_path / "out")) is None
+    # The input geometry travels beside the backbone config (and stays out of it).
+    geometry = export.InputGeometry(clip_length=8, fps=30.0, resize=(64, 80), crop=56,
+                                    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    export.save_variables(str(tmp_path / "out"), variables, cfg, geometry)
+    assert export.load_variables(str(tmp_path / "out"))[1] == cfg
+    assert export.load_geometry(str(tmp_path / "out")) == geometry
     # A backbone shape mismatch is an error, not a silent skip.
     bad = SATSPModel(R2Plus1D(**{**cfg, "stem_width": STEM + 1}), use_gvf=False)
     with pytest.raises(ValueError, match="stem_spatial"):
