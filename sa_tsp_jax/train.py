@@ -1,22 +1,39 @@
 """SA-TSP pretraining of the R(2+1)D encoder (stage "sa_tsp_train"), big_vision style.
 
-`run(config, workdir)` is one function in sections: setup, mesh, input, model, optimizer,
-shardings + init, update step, checkpoint/resume, evaluation, loop. The objective is
+`run(config, workdir)` is one function in sections: setup, mesh, input, model + optimizer,
+shardings + init, update step, checkpoint/resume, loop, export. The objective is
 `L = L_action + alpha * L_temporal + beta * L_semantic` (sa_tsp_jax/losses): beta = 0 gives
 TSP, alpha = beta = 0 action-only pretraining.
 
 Data parallel by default (`config.mesh = [("data", -1)]`); `config.sharding = "fsdp"`
 with an "fsdp" mesh axis shards parameters and optimizer state (ZeRO-3 style). Batch-norm
-statistics are global over the batch (see models/batch_norm.py).
+statistics are global over the batch (see models/batch_norm.py). Multi-host: every process
+runs `run` with the same config (checked), reads its slice of the training clips (the Grain
+pipeline's per-host slice) and feeds it with `make_array_from_process_local_data`.
 
-Outputs in `workdir`: checkpoints/ (Orbax: train state + Grain iterator, automatic resume),
-metrics.jsonl (+ TensorBoard), and the final `params/` export for feature extraction.
+Outputs in `workdir` (local or `gs://`): checkpoints/ (Orbax: train state + Grain iterator +
+the open metric window, automatic resume), metrics.jsonl (+ TensorBoard, process 0), and the
+final `params/` export for feature extraction (sa_tsp_jax/export.py: variables and the input
+geometry the encoder was trained on).
+
+metrics.jsonl: a "train" line every `log_every_steps` steps (and at the last step) whose
+values ("loss", its terms, accuracies, grad_norm) are the MEAN over the steps of that logging
+window, plus `lr_backbone` (at the window's last step) and rates; a "val" line at every
+evaluation. Resume is exact for this file too: the steps of a window that a stop cut short
+are stored in the checkpoint (`metric_window`) and completed after the restart, and lines past
+the restored step are dropped, so a stopped-and-resumed run's file equals an uninterrupted
+run's except the "time" and rate fields. The order within a step is: update, log line,
+evaluation, checkpoint; a kill before the checkpoint of step S therefore redoes the
+evaluation of S on resume.
+
+Stops: on SIGTERM (preemption; `data_prep.infra.preemption`) or after `max_steps_this_run`
+steps the run saves a checkpoint of the current step and returns with "preempted" /
+"stopped_early" set; rerunning the same command continues exactly.
 """
 from __future__ import annotations
 
-import glob
+import contextlib
 import logging
-import os
 import time
 
 import jax
@@ -25,46 +42,32 @@ import numpy as np
 import optax
 from jax.experimental import multihost_utils
 
-from data_prep.infra import checkpointing
+from data_prep.infra import distributed, loop, paths
 from data_prep.infra import mesh as mesh_lib
-from data_prep.infra import metrics as metrics_lib
-from data_prep.infra.progress import Progress, check_finite
+from data_prep.infra.checkpointing import Checkpointer
+from data_prep.infra.metrics import MetricWriter
+from data_prep.infra.preemption import PreemptionGuard
+from data_prep.infra.progress import Progress
 from data_prep.pipelines.source import ClipShardSource
 from data_prep.pipelines.tsp_pipeline import SegmentClipTable, TspInputConfig, tsp_train_dataset
 from data_prep.text.concepts import ConceptVocab
-from sa_tsp_jax import optim
+from sa_tsp_jax import export, import_torch, optim
 from sa_tsp_jax.eval_metrics import MetricAccumulator
 from sa_tsp_jax.gvf import GvfTable
 from sa_tsp_jax.losses.pretrain_loss import PretrainLossConfig, pretrain_loss
 from sa_tsp_jax.models.heads import SATSPModel
 from sa_tsp_jax.models.r2plus1d import make_backbone
+from sa_tsp_jax.shards_spec import resolve_shards, shard_sizes
 
 log = logging.getLogger(__name__)
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+_BATCH_KEYS = ("clips", "action_label", "region_label", "concepts", "valid")
 
 
 # ----------------------------------------------------------------------------- helpers
-def resolve_shards(spec) -> list[str]:
-    """A glob pattern, a comma-separated list or a list of paths -> sorted existing files."""
-    items = [spec] if isinstance(spec, str) else list(spec)
-    paths = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if part:
-                matched = sorted(glob.glob(part))
-                if not matched:
-                    raise FileNotFoundError(f"no shard matches {part!r}")
-                paths.extend(matched)
-    if not paths:
-        raise FileNotFoundError(f"no shards given ({spec!r})")
-    return paths
-
-
 def build_model(config) -> SATSPModel:
     """The SA-TSP model named by `config.model` (no ConfigDict enters the module)."""
     m = config.model
-    backbone = make_backbone(m.variant, m.midplane_rule, DTYPES[m.dtype])
+    backbone = make_backbone(m.variant, m.midplane_rule, export.DTYPES[m.dtype])
     num_concepts = int(config.input.num_concepts) if config.loss.beta > 0 else 0
     return SATSPModel(backbone, num_actions=int(m.num_actions), num_regions=2,
                       num_concepts=num_concepts, use_gvf=bool(m.use_gvf))
@@ -150,86 +153,167 @@ def init_state(init, rng, mesh, rule: str = "replicate"):
     return jax.jit(init, out_shardings=shardings)(rng), abstract, shardings
 
 
-def to_host(tree):
-    if jax.process_count() > 1:
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
-
-
 def device_batch(host_batch: dict, gvf_table: GvfTable | None, sharding) -> dict:
-    """Host numpy batch (+ GVF looked up by video id) -> global jax arrays."""
-    batch = {k: v for k, v in host_batch.items()
-             if k in ("clips", "action_label", "region_label", "concepts", "valid")}
+    """This host's numpy batch (+ GVF looked up by video id) -> global jax arrays."""
+    batch = {k: v for k, v in host_batch.items() if k in _BATCH_KEYS}
     if gvf_table is not None:
         batch["gvf"] = gvf_table.lookup(host_batch["video_id"])
     return mesh_lib.global_batch(batch, sharding)
 
 
-def evaluate(eval_step, state, config, input_cfg, gvf_table, sharding) -> dict[str, float]:
-    """Runs the validation pipeline once (padded batches) and returns the metric dict."""
-    ds = tsp_train_dataset(resolve_shards(config.data.val_shards), input_cfg,
-                           seed=config.seed, train=False, num_epochs=1)
-    acc = MetricAccumulator(config.get("concept_threshold", 0.5))
+def host_rows(tree, mesh):
+    """Batch-sharded global arrays -> numpy rows of THIS host's slice (what its host batch
+    held), so outputs line up with the host's labels before both are gathered."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    spec = mesh_lib.batch_sharding(mesh).spec
+    local = multihost_utils.global_array_to_host_local_array(tree, mesh, spec)
+    return jax.tree.map(np.asarray, local)
+
+
+def evaluate(eval_step, state, val_source: ClipShardSource, input_cfg: TspInputConfig,
+             gvf_table: GvfTable | None, mesh, *, seed: int, max_batches: int,
+             concept_threshold: float) -> dict[str, float]:
+    """Runs the validation pipeline once (padded batches, every host its slice; at most
+    `max_batches` batches when > 0) and returns the metric dict of all hosts' clips."""
+    ds = tsp_train_dataset(val_source, input_cfg, seed=seed, train=False, num_epochs=1)
+    sharding = mesh_lib.batch_sharding(mesh)
+    acc = MetricAccumulator(concept_threshold)
     for i, host_batch in enumerate(ds):
-        if config.get("max_eval_batches") and i >= config.max_eval_batches:
+        if max_batches and i >= max_batches:
             break
-        outputs = to_host(eval_step(state, device_batch(host_batch, gvf_table, sharding)))
+        outputs = host_rows(eval_step(state, device_batch(host_batch, gvf_table, sharding)),
+                            mesh)
         labels = {k: host_batch[k] for k in ("action_label", "region_label", "valid",
                                              "concepts") if k in host_batch}
-        if jax.process_count() > 1:
-            labels = multihost_utils.process_allgather(labels, tiled=True)
-        acc.add(outputs, labels)
+        gathered = distributed.to_host({"outputs": outputs, "labels": labels})
+        acc.add(gathered["outputs"], gathered["labels"])
     return acc.result()
+
+
+def abstract_batch(input_cfg: TspInputConfig, global_bs: int, gvf_dim: int) -> dict:
+    """ShapeDtypeStructs of a global training batch as `device_batch` builds it."""
+    b, t, c = global_bs, input_cfg.clip_length, input_cfg.crop
+    sds = jax.ShapeDtypeStruct
+    batch = {"clips": sds((b, t, c, c, 3), jnp.float32),
+             "action_label": sds((b,), jnp.int32), "region_label": sds((b,), jnp.int32),
+             "valid": sds((b,), jnp.bool_)}
+    if input_cfg.num_concepts > 0:
+        batch["concepts"] = sds((b, input_cfg.num_concepts), jnp.float32)
+    if gvf_dim:
+        batch["gvf"] = sds((b, gvf_dim), jnp.float32)
+    return batch
+
+
+class CheckpointedWindow(loop.MetricWindow):
+    """A MetricWindow whose open steps travel with the checkpoint (issue 13.8).
+
+    A stop between two log steps (preemption, `max_steps_this_run`) leaves steps whose
+    metrics belong to the next log line; they are saved as `{"count": int32 [],
+    "values": {name: [capacity]}}` and restored into the window, so the resumed run logs the
+    same window mean as an uninterrupted one. `specs`: {metric name: ShapeDtypeStruct of the
+    scalar the train step returns}; capacity = log_every_steps (a window never holds more at
+    a save, since it is flushed at every log step before the checkpoint).
+    """
+
+    def __init__(self, specs: dict, capacity: int):
+        super().__init__()
+        self.specs = dict(sorted(specs.items()))
+        self.capacity = int(capacity)
+
+    def abstract(self) -> dict:
+        return {"count": jax.ShapeDtypeStruct((), jnp.int32),
+                "values": {k: jax.ShapeDtypeStruct((self.capacity,), v.dtype)
+                           for k, v in self.specs.items()}}
+
+    def to_tree(self) -> dict:
+        """Numpy tree of the open steps (zeros past `count`)."""
+        pending = jax.device_get(self._pending)
+        if len(pending) > self.capacity:
+            raise RuntimeError(f"{len(pending)} open steps exceed the capacity "
+                               f"{self.capacity} of the checkpointed window")
+        values = {k: np.zeros((self.capacity,), v.dtype) for k, v in self.specs.items()}
+        for i, m in enumerate(pending):
+            for k in values:
+                values[k][i] = m[k]
+        return {"count": np.asarray(len(pending), np.int32), "values": values}
+
+    def load_tree(self, tree) -> None:
+        """Replaces the open steps with those of a restored `to_tree` result."""
+        tree = jax.device_get(tree)
+        self._pending = [{k: np.asarray(v)[i] for k, v in tree["values"].items()}
+                         for i in range(int(tree["count"]))]
+
+
+def export_params(workdir: str, state, model: SATSPModel, input_cfg: TspInputConfig) -> str:
+    """Writes params + batch_stats, the backbone config and the input geometry to
+    `workdir/params` (sa_tsp_jax/export.py; every process calls it, Orbax's save is
+    collective and process 0 writes). Returns the folder."""
+    variables = distributed.to_host(
+        {"params": state["params"], "batch_stats": state["batch_stats"]})
+    b = model.backbone
+    cfg = dict(stage_sizes=list(b.stage_sizes), widths=list(b.widths),
+               stem_width=b.stem_width, midplane_rule=b.midplane_rule)
+    geometry = export.InputGeometry(
+        clip_length=input_cfg.clip_length, fps=input_cfg.fps, resize=tuple(input_cfg.resize),
+        crop=input_cfg.crop, mean=tuple(input_cfg.mean), std=tuple(input_cfg.std))
+    out_dir = paths.join(workdir, "params")
+    export.save_variables(out_dir, variables, cfg, geometry)
+    return out_dir
 
 
 # ----------------------------------------------------------------------------- main
 def run(config, workdir: str) -> dict:
-    """Trains the encoder; returns the final train/validation metrics."""
-    # --- Setup.
-    os.makedirs(workdir, exist_ok=True)
+    """Trains the encoder; returns {"step", "train_<metric>"..., "val_<metric>"...} and
+    "preempted" / "stopped_early" = True when it stopped before `total_steps`."""
+    # --- Setup: the same config on every process (`run` holds per-process ids), PRNG key.
+    distributed.check_same_across_processes(
+        {k: v for k, v in config.to_dict().items() if k != "run"}, "the sa_tsp_train config")
     # "rbg" compiles much faster than threefry on CPU (the init draws ~100 kernels).
-    rng = jax.random.key(config.seed, impl=config.get("rng_impl", "threefry2x32"))
+    rng = jax.random.key(config.seed, impl=config.rng_impl)
+    log_every = int(config.log_every_steps)
+    if log_every < 1:
+        raise ValueError(f"log_every_steps must be >= 1, got {log_every}")
 
-    # --- Mesh.
-    mesh = mesh_lib.make_mesh([tuple(a) for a in config.mesh])
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-    num_data = int(np.prod([mesh.shape[a] for a in mesh_lib.data_axes(mesh)]))
+    # --- Mesh (checked against the global batch and the number of hosts).
     global_bs = int(config.data.batch_size)
-    if global_bs % num_data or global_bs % jax.process_count():
-        raise ValueError(f"global batch {global_bs} not divisible by {num_data} data shards "
-                         f"and {jax.process_count()} hosts")
+    mesh, per_host_bs = loop.mesh_for_batch(config.mesh, global_bs)
+    batch_sharding = mesh_lib.batch_sharding(mesh)
 
-    # --- Input (each host reads its slice; batch_size below is per host).
-    if config.data.get("concept_vocab"):
+    # --- Input: each host reads its slice (TspInputConfig.batch_size is per host).
+    if config.data.concept_vocab:
         # The concept head is as wide as the text stage's vocabulary, whatever its top-N gave.
         config.input.num_concepts = ConceptVocab.load(config.data.concept_vocab).size
-    input_cfg = TspInputConfig.from_mapping(
-        {**dict(config.input), "batch_size": global_bs // jax.process_count()})
-    train_source = ClipShardSource(resolve_shards(config.data.train_shards))
+    input_cfg = TspInputConfig.from_mapping({**dict(config.input), "batch_size": per_host_bs})
+    train_paths = resolve_shards(config.data.train_shards)
+    val_paths = resolve_shards(config.data.val_shards) if config.data.val_shards else []
+    distributed.check_same_across_processes(shard_sizes(train_paths + val_paths),
+                                            "the training and validation shard lists")
+    train_source = ClipShardSource(train_paths)
+    val_source = ClipShardSource(val_paths) if val_paths else None
     table = SegmentClipTable(train_source, input_cfg.clip_length, input_cfg.fps,
                              input_cfg.clips_per_segment)
     steps_per_epoch = max(1, len(table) // global_bs)
-    total_steps = int(config.get("total_steps") or round(config.num_epochs * steps_per_epoch))
-    train_ds = tsp_train_dataset(train_source, input_cfg, seed=config.seed, train=True)
-    train_iter = iter(train_ds)
+    total_steps = int(config.total_steps or round(config.num_epochs * steps_per_epoch))
+    train_iter = iter(tsp_train_dataset(train_source, input_cfg, seed=config.seed, train=True))
     gvf_table = GvfTable(config.gvf_path) if config.model.use_gvf else None
+    gvf_dim = gvf_table.dim if gvf_table else 0
     log.info("train: %d clips/epoch, %d steps/epoch, %d steps, global batch %d",
              len(table), steps_per_epoch, total_steps, global_bs)
 
     # --- Model and optimizer.
     model = build_model(config)
-    tx = optim.make_optimizer(optim.OptimConfig.from_mapping(config.optim), steps_per_epoch)
+    optim_cfg = optim.OptimConfig.from_mapping(config.optim)
+    tx = optim.make_optimizer(optim_cfg, steps_per_epoch)
     clip_shape = (input_cfg.clip_length, input_cfg.crop, input_cfg.crop, 3)
-    init = init_state_fn(model, tx, clip_shape, gvf_table.dim if gvf_table else 0)
+    init = init_state_fn(model, tx, clip_shape, gvf_dim)
 
     # --- Shardings and initialisation on abstract shapes first.
-    state, abstract, state_shardings = init_state(init, rng, mesh,
-                                                  config.get("sharding", "replicate"))
-    if config.get("init_from"):
-        from sa_tsp_jax import import_torch
-
-        imported, _ = import_torch.load_variables(config.init_from)
-        host = jax.device_get({"params": state["params"], "batch_stats": state["batch_stats"]})
+    state, abstract, state_shardings = init_state(init, rng, mesh, config.sharding)
+    if config.init_from:
+        imported, _ = export.load_variables(config.init_from)
+        host = distributed.to_host({"params": state["params"],
+                                    "batch_stats": state["batch_stats"]})
         merged, skipped = import_torch.merge_into(host, imported)
         for s in skipped:
             log.info("init_from %s: kept fresh init for %s", config.init_from, s)
@@ -237,79 +321,79 @@ def run(config, workdir: str) -> dict:
         state["opt_state"] = jax.jit(tx.init, out_shardings=state_shardings["opt_state"])(
             state["params"])
 
-    # --- Update and eval steps.
+    # --- Update and eval steps; the metric window that travels with checkpoints.
     train_step, eval_step = jit_steps(model, tx, loss_config(config), mesh, state_shardings)
+    _, metric_specs = jax.eval_shape(train_step, abstract,
+                                     abstract_batch(input_cfg, global_bs, gvf_dim))
+    window = CheckpointedWindow(metric_specs, capacity=log_every)
+    replicated = mesh_lib.replicated(mesh)
+    ckpt_abstract = {**abstract, "metric_window": window.abstract()}
+    ckpt_shardings = {**state_shardings, "metric_window": jax.tree.map(
+        lambda _: replicated, window.abstract())}
 
-    # --- Checkpoint / automatic resume (train state and the Grain iterator together).
-    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                      max_to_keep=config.get("keep_checkpoints", 3),
-                                      save_every_steps=config.checkpoint_every_steps)
-    restored, start = ckpt.restore_latest(abstract, state_shardings, data_iterator=train_iter)
-    if restored is not None:
-        state = restored
-        log.info("resumed from step %d", start)
+    def checkpoint_tree():
+        return {**state, "metric_window": jax.device_put(window.to_tree(), replicated)}
 
-    # --- Loop.
-    writer = metrics_lib.MetricWriter(workdir)
+    eval_every = int(config.eval_every_steps or steps_per_epoch)
     progress = Progress(total_steps, items_per_step=global_bs, desc="sa_tsp_train",
-                        item_name="clips", log_every_s=config.get("progress_every_s", 10))
-    eval_every = int(config.get("eval_every_steps") or steps_per_epoch)
-    max_this_run = config.get("max_steps_this_run")
-    pending, last_train, last_eval = [], {}, {}
-    step = start
+                        item_name="clips", log_every_s=config.progress_every_s)
+    last_train, last_eval, stop = {}, {}, None
     t0 = time.time()
-    try:
+    with contextlib.ExitStack() as stack:
+        # --- Checkpoint / automatic resume (train state, Grain iterator, metric window).
+        ckpt = stack.enter_context(Checkpointer(
+            paths.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
+            save_every_steps=config.checkpoint_every_steps))
+        writer = stack.enter_context(MetricWriter(workdir))
+        guard = stack.enter_context(PreemptionGuard())
+        restored, start = ckpt.restore_latest(ckpt_abstract, ckpt_shardings,
+                                              data_iterator=train_iter)
+        if restored is not None:
+            window.load_tree(restored.pop("metric_window"))
+            state = restored
+            writer.truncate_after(start)  # lines past `start` are recomputed below
+            log.info("resumed from step %d (%d steps of an open log window)", start,
+                     len(window))
+
+        # --- Loop: update, log line, evaluation, checkpoint, stop requests.
+        step = start
         for step in range(start + 1, total_steps + 1):
             with jax.profiler.StepTraceAnnotation("train", step_num=step):
                 host_batch = next(train_iter)
                 state, metrics = train_step(state, device_batch(host_batch, gvf_table,
                                                                 batch_sharding))
-            pending.append(metrics)
-            if step % config.log_every_steps == 0 or step == total_steps:
-                host = jax.device_get(pending)
-                pending = []
-                last_train = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-                check_finite(last_train["loss"], step)
-                factor = optim.lr_factor_reference(step - 1, steps_per_epoch,
-                                                   optim.OptimConfig.from_mapping(config.optim))
+            window.add(metrics)
+            if loop.itstime(step, log_every, total_steps):
+                last_train = window.flush(step)
+                factor = optim.lr_factor_reference(step - 1, steps_per_epoch, optim_cfg)
                 last_train["lr_backbone"] = config.optim.backbone_lr * factor
-                last_train.update(progress.rates(step))
-                writer.write(step, last_train, "train")
+                writer.write(step, {**last_train, **progress.rates(step)}, "train")
             progress.update(step)
-            ckpt.save(step, state, data_iterator=train_iter)
-            if config.data.get("val_shards") and (step % eval_every == 0 or step == total_steps):
-                last_eval = evaluate(eval_step, state, config, input_cfg, gvf_table,
-                                     batch_sharding)
+            if val_source is not None and loop.itstime(step, eval_every, total_steps):
+                last_eval = evaluate(eval_step, state, val_source, input_cfg, gvf_table, mesh,
+                                     seed=config.seed, max_batches=config.max_eval_batches,
+                                     concept_threshold=config.concept_threshold)
                 writer.write(step, last_eval, "val")
                 log.info("step %d validation: %s", step, last_eval)
-            if max_this_run and step - start >= max_this_run and step < total_steps:
-                log.info("stopping after %d steps in this run (max_steps_this_run)", step - start)
-                if ckpt.latest_step() != step:
-                    ckpt.save(step, state, data_iterator=train_iter, force=True)
-                return {"step": step, "stopped_early": True, **last_train}
-        if pending:  # NaN guard even when the last step was not a logging step
-            for m in jax.device_get(pending):
-                check_finite(m["loss"], step)
-        if ckpt.latest_step() != step:
-            ckpt.save(step, state, data_iterator=train_iter, force=True)
+            if step < total_steps and guard.should_stop(step):  # same answer on every host
+                stop = "preempted"
+            elif (config.max_steps_this_run and step - start >= config.max_steps_this_run
+                  and step < total_steps):
+                stop = "stopped_early"
+            if stop or loop.itstime(step, int(config.checkpoint_every_steps), total_steps):
+                ckpt.save(step, checkpoint_tree(), data_iterator=train_iter, force=True)
+            if stop:
+                log.info("stopping at step %d (%s); rerun the same command to continue",
+                         step, stop)
+                break
         ckpt.wait()
-        export_params(workdir, state, model, config)
-    finally:
-        ckpt.close()
-        writer.close()
+
+        # --- Export for feature extraction (only when training finished).
+        if stop is None:
+            export_params(workdir, state, model, input_cfg)
     log.info("trained %d steps in %.1f s", step - start, time.time() - t0)
-    return {"step": step, **{f"train_{k}": v for k, v in last_train.items()},
-            **{f"val_{k}": v for k, v in last_eval.items()}}
-
-
-def export_params(workdir: str, state, model: SATSPModel, config) -> None:
-    """Writes params + batch_stats and the backbone config for extraction (`workdir/params`)."""
-    from sa_tsp_jax import import_torch
-
-    if jax.process_index() != 0:
-        return
-    variables = jax.device_get({"params": state["params"], "batch_stats": state["batch_stats"]})
-    b = model.backbone
-    cfg = dict(stage_sizes=list(b.stage_sizes), widths=list(b.widths),
-               stem_width=b.stem_width, midplane_rule=b.midplane_rule)
-    import_torch.save_variables(os.path.join(workdir, "params"), variables, cfg)
+    result = {"step": step, **{f"train_{k}": v for k, v in last_train.items()},
+              **{f"val_{k}": v for k, v in last_eval.items()}}
+    if stop:
+        result[stop] = True
+    return result

@@ -1,6 +1,8 @@
-"""SA-TSP trainer: losses go down, 1 vs 8 devices, kill-and-resume, optimizer schedule."""
+"""SA-TSP trainer: losses go down, 1 vs 8 devices, stop/preemption and exact resume,
+optimizer schedule."""
 import json
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,8 @@ import pytest
 from configs.sa_tsp import synthetic
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.metrics import read_metrics
-from sa_tsp_jax import import_torch, optim, train
+from data_prep.infra.preemption import PreemptionGuard
+from sa_tsp_jax import export, optim, train
 from sa_tsp_jax.gvf import write_gvf
 from tests.sa_tsp_fixtures import write_tiny_shards
 
@@ -68,24 +71,64 @@ def test_tiny_run_lowers_all_three_losses(full_run):
                 "val_concept_f1"):
         assert 0.0 <= result[key] <= 1.0
     assert result["val_region_accuracy"] > 0.6
-    variables, cfg = import_torch.load_variables(os.path.join(workdir, "params"))
+    variables, cfg = export.load_variables(os.path.join(workdir, "params"))
     assert cfg["widths"] == (8, 16, 32, 64)
     assert variables["params"]["region_head"]["kernel"].shape == (64 + 8, 2)
+    # The export records the clips the encoder saw, for extraction to read.
+    assert export.load_geometry(os.path.join(workdir, "params")) == export.InputGeometry(
+        clip_length=4, fps=15.0, resize=(24, 24), crop=16)
 
 
-def test_kill_and_resume_matches_uninterrupted(full_run, data_dir, tmp_path):
+def _metric_lines(workdir):
+    """metrics.jsonl without the wall-clock fields (time, rates), which differ run to run."""
+    return [{k: v for k, v in r.items() if k != "time" and not k.endswith("_per_s")}
+            for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
+
+
+def _assert_same_as_uninterrupted(full_workdir, workdir):
+    a, _ = export.load_variables(os.path.join(full_workdir, "params"))
+    b, _ = export.load_variables(os.path.join(workdir, "params"))
+    jax.tree.map(np.testing.assert_array_equal, a, b)  # params and batch statistics
+    assert _metric_lines(workdir) == _metric_lines(full_workdir)
+
+
+def test_stop_and_resume_matches_uninterrupted(full_run, data_dir, tmp_path):
     workdir = str(tmp_path / "resumed")
+    # Step 6 is inside the log window 5-8: its open steps travel with the checkpoint.
     first = train.run(tiny_config(data_dir, max_steps_this_run=6), workdir)
     assert first["stopped_early"] and first["step"] == 6
+    assert not os.path.exists(os.path.join(workdir, "params"))  # no export of a partial run
+    # Lines a killed run wrote past its last checkpoint are dropped on resume.
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 8, "split": "train", "time": 0.0, "loss": 99.0}) + "\n")
     second = train.run(tiny_config(data_dir), workdir)
-    assert second["step"] == STEPS
-    a, _ = import_torch.load_variables(os.path.join(full_run[0], "params"))
-    b, _ = import_torch.load_variables(os.path.join(workdir, "params"))
-    jax.tree.map(np.testing.assert_array_equal, a, b)
-    # The resumed run appended to the same metrics file, continuing the curve.
-    steps = [r["step"] for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-             if r["split"] == "train"]
-    assert steps == sorted(steps) and steps[-1] == STEPS
+    assert second["step"] == STEPS and "stopped_early" not in second
+    _assert_same_as_uninterrupted(full_run[0], workdir)
+
+
+def test_sigterm_checkpoints_that_step_and_resumes_exactly(full_run, data_dir, tmp_path,
+                                                           monkeypatch):
+    stop_step = 11  # neither a log (4) nor a checkpoint (8) step
+
+    class SigtermAt(PreemptionGuard):
+        def should_stop(self, step):
+            if step == stop_step:  # what a preempted VM's scheduler does
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().should_stop(step)
+
+    workdir = str(tmp_path / "preempted")
+    monkeypatch.setattr(train, "PreemptionGuard", SigtermAt)
+    handler = signal.getsignal(signal.SIGTERM)
+    first = train.run(tiny_config(data_dir), workdir)
+    monkeypatch.undo()
+    assert first["preempted"] and first["step"] == stop_step
+    assert signal.getsignal(signal.SIGTERM) is handler  # the guard restored it
+    steps = sorted(int(p) for p in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if p.isdigit())
+    assert steps == [8, stop_step]
+    second = train.run(tiny_config(data_dir), workdir)
+    assert second["step"] == STEPS and "preempted" not in second
+    _assert_same_as_uninterrupted(full_run[0], workdir)
 
 
 def test_same_step_on_one_and_eight_devices(data_dir):
