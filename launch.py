@@ -245,10 +245,16 @@ def caption_video(config, workdir: str) -> dict:
         items.append((path, VideoLabels(video_id, duration, empty, [], [], empty, [])))
 
     # 1. Frames into a shard, at the encoder's frame rate and size.
+    from sa_tsp_jax.extract_features import resolve_geometry
+
     extract_cfg = load_config_file(config.encoder.config)
+    geometry = resolve_geometry(extract_cfg, config.encoder.params_dir)  # the encoder's export
+    if not geometry.fps:
+        raise ValueError(f"the encoder export {config.encoder.params_dir} records no frame "
+                         "rate: export it with its input geometry (sa_tsp_jax/import_torch.py)")
     shard_dir = os.path.join(root, "shards")
-    shard_report = write_shards(items, shard_dir, num_shards=1, fps=float(config.encoder.fps),
-                                resize=tuple(extract_cfg.resize))
+    shard_report = write_shards(items, shard_dir, num_shards=1, fps=geometry.fps,
+                                resize=tuple(geometry.resize))
     skipped += [{"video": s["video_path"], "error": s["error"]}
                 for s in shard_report.get("skipped", [])]
     bad = {s["video_id"] for s in shard_report.get("skipped", [])}

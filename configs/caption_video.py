@@ -7,8 +7,8 @@
 Writes `out/captions.json` (ActivityNet submission format), `out/html/<video>.html` (the video
 with its captions shown in sync with playback) and `out/html/<video>_timeline.png`.
 The defaults use the models of `make demo` (switch run=DIR: the pipeline workdir, default
-demo_out); point `encoder.*` and `captioner.*` at other runs to use them (the encoder's
-extraction config must match how it was trained: clip length, frame size, crop).
+demo_out); point `encoder.*` and `captioner.*` at other runs to use them (frame rate, frame
+size, crop and clip length come from the encoder's export).
 
 Switches: run=DIR, references=captions.json (draw reference events too), size=demo|tiny (the
 size the pipeline of `run` was made with: `configs/pipeline/synthetic.py:size=...`).
@@ -30,8 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.references = [sw.references] if sw.references else []
     c.encoder = ml_collections.ConfigDict()
     c.encoder.config = "configs/sa_tsp/extract_synthetic.py"
+    # The encoder's export (sa_tsp_train's params/) also records its input geometry (frame
+    # rate, frame size, crop, clip length): the videos are decoded and cut to match it.
     c.encoder.params_dir = f"{run}/sa_tsp/params"
-    c.encoder.fps = 15.0  # TSP: clips of 16 frames at 15 fps
     c.captioner = ml_collections.ConfigDict()
     c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
     tiny = ",runlocal" if one_of("size", sw.size, ("demo", "tiny")) == "tiny" else ""

@@ -97,7 +97,9 @@ _TRAINING = ("seed", "sharding", "log_every_steps", "checkpoint_every_steps",
              "keep_checkpoints", "data.batch_size")
 _DROP = {
     "captioner_train": ("predict", "init_from"),
-    "captioner_predict": _XE_ONLY + _TRAINING,
+    # The vocabulary comes with the trained run (build.load_trained_run), not from captions.
+    "captioner_predict": _XE_ONLY + _TRAINING + ("data.train_captions",
+                                                 "data.vocab_count_threshold"),
     # SCST evaluates without reranking whatever the XE run did (train_scst.py sets
     # eval.rerank on its evaluation config).
     "captioner_scst": _XE_ONLY + ("predict", "eval.rerank"),

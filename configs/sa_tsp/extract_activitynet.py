@@ -1,5 +1,6 @@
-"""Feature extraction (stage "sa_tsp_extract") on ActivityNet, as TSP: R(2+1)D-34, 16-frame
-clips at 15 fps, stride 16, 128x171 frames, center crop 112 -> (N, 512) per video.
+"""Feature extraction (stage "sa_tsp_extract") on ActivityNet, as TSP: R(2+1)D-34, stride 16,
+the clip geometry of the encoder's export (TSP: 16-frame clips at 15 fps, 128x171 frames,
+centre crop 112) -> (N, 512) per video.
 
     python launch.py --config configs/sa_tsp/extract_activitynet.py:root=data/activitynet \
         --workdir runs/activitynet/features_sa_tsp
@@ -26,12 +27,16 @@ def get_config(arg: str | None = None):
     c.shards = sw.shards or f"{root}/shards/*.tfrecord"
     c.dtype = "bfloat16" if sw.bf16 else "float32"
     c.batch_size = sw.batch
-    c.clip_length = 16
-    c.stride = 16
-    c.resize = (128, 171)
-    c.crop = 112
+    c.stride = 16  # frames between clip starts (TSP: non-overlapping 16-frame clips)
+    # Clip geometry: empty / 0 = the encoder's, recorded in its export
+    # (`{params_dir}/backbone_config.json`). A value given here must equal training (checked
+    # by sa_tsp_jax/extract_features.py); only exports without a recorded geometry need them.
+    c.clip_length = 0
+    c.resize = ()
+    c.crop = 0
     c.read_threads = 16
     c.videos_per_chunk = 256
     c.gvf_poolings = ("max",)
     c.progress_every_s = 30.0
+    c.force = False  # True: delete outputs of other encoder/geometry/shards and extract again
     return c

@@ -5,7 +5,8 @@
 
 Reads the encoder from `{root}/sa_tsp/params` (written at the end of sa_tsp_train; switch
 params=DIR for another, e.g. an import_torch output) and every shard `{root}/shards/*.tfrecord`.
-Clip settings must match training (synthetic: 8 frames, 64x64 frames, 56 crop); stride 8.
+Clip length, frame size and crop are the encoder's (its export records them); stride 8.
+Switches: root=DIR, params=DIR, shards=GLOB, batch=N (global), stride=N.
 """
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ def get_config(arg: str | None = None):
     c.shards = sw.shards or f"{root}/shards/*.tfrecord"
     c.dtype = "float32"
     c.batch_size = sw.batch
-    c.clip_length = 8
-    c.stride = sw.stride
-    c.resize = (64, 64)
-    c.crop = 56
+    c.stride = sw.stride  # frames between clip starts
+    # Clip geometry: empty / 0 = the encoder's, recorded in its export
+    # (`{params_dir}/backbone_config.json`). A value given here must equal training (checked
+    # by sa_tsp_jax/extract_features.py); only exports without a recorded geometry need them.
+    c.clip_length = 0
+    c.resize = ()
+    c.crop = 0
     c.read_threads = 2
     c.videos_per_chunk = 64
     c.gvf_poolings = ("max", "avg")
     c.progress_every_s = 10.0
+    c.force = False  # True: delete outputs of other encoder/geometry/shards and extract again
     return c
