@@ -219,7 +219,7 @@ def caption_video(config, workdir: str) -> dict:
 
     Decodes the videos into a clip shard (data_prep), extracts features with a trained
     encoder (stage sa_tsp_extract), captions them with a trained captioner and its learned
-    proposals (stage captioner_predict, reading the checkpoint of `config.captioner.workdir`),
+    proposals (stage captioner_predict, reading the checkpoint of `config.captioner.init_from`),
     and renders the results (captioner_jax.visualization). An unreadable file is skipped and
     listed in `report.json`; the others go on. Outputs under `workdir`:
     `captions.json` (official submission format), `html/<id>.html`, `html/<id>_timeline.png`,
@@ -248,9 +248,9 @@ def caption_video(config, workdir: str) -> dict:
     from sa_tsp_jax.extract_features import resolve_geometry
 
     extract_cfg = load_config_file(config.encoder.config)
-    geometry = resolve_geometry(extract_cfg, config.encoder.params_dir)  # the encoder's export
+    geometry = resolve_geometry(extract_cfg, config.encoder.init_from)  # the encoder's export
     if not geometry.fps:
-        raise ValueError(f"the encoder export {config.encoder.params_dir} records no frame "
+        raise ValueError(f"the encoder export {config.encoder.init_from} records no frame "
                          "rate: export it with its input geometry (sa_tsp_jax/import_torch.py)")
     shard_dir = os.path.join(root, "shards")
     shard_report = write_shards(items, shard_dir, num_shards=1, fps=geometry.fps,
@@ -263,7 +263,7 @@ def caption_video(config, workdir: str) -> dict:
         raise RuntimeError(f"no readable video among {config.video!r}: {skipped}")
 
     # 2. Features with the trained encoder.
-    apply_overrides(extract_cfg, {"params_dir": config.encoder.params_dir,
+    apply_overrides(extract_cfg, {"init_from": config.encoder.init_from,
                                   "shards": os.path.join(shard_dir, "*.tfrecord")})
     encoder_dir = os.path.join(root, "encoder")
     resolve_stage(extract_cfg.stage)(extract_cfg, encoder_dir)
@@ -278,7 +278,7 @@ def caption_video(config, workdir: str) -> dict:
     features[0]["path"] = os.path.join(encoder_dir, "features")
     apply_overrides(cap_cfg, {
         "stage": "captioner_predict", "data.features": features,
-        "predict.captions": split_path, "init_from": config.captioner.workdir,
+        "predict.captions": split_path, "init_from": config.captioner.init_from,
         "eval.references": list(config.get("references", []))})
     resolve_stage("captioner_predict")(cap_cfg, os.path.join(root, "captioner"))
     with open(os.path.join(root, "captioner", "predictions", "videos.json"), encoding="utf-8") as f:

@@ -32,9 +32,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.encoder.config = "configs/sa_tsp/extract_synthetic.py"
     # The encoder's export (sa_tsp_train's params/) also records its input geometry (frame
     # rate, frame size, crop, clip length): the videos are decoded and cut to match it.
-    c.encoder.params_dir = f"{run}/sa_tsp/params"
+    c.encoder.init_from = f"{run}/sa_tsp/params"
     c.captioner = ml_collections.ConfigDict()
-    c.captioner.workdir = f"{run}/captioner"  # trained with learned proposals (query mode)
+    c.captioner.init_from = f"{run}/captioner"  # trained with learned proposals (query mode)
     tiny = ",runlocal" if one_of("size", sw.size, ("demo", "tiny")) == "tiny" else ""
     c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,predict,"
                           f"features={run}/features_sa_tsp/features,dim=64,devices=1{tiny}")

@@ -13,7 +13,7 @@ REFERENCE.md section 2). Outputs under `workdir` (local or `gs://`):
   fingerprint.json             what the features depend on (see below)
 
 Input geometry: clip length T, resize, crop, frame normalisation and frame rate come from the
-encoder export (`params_dir/backbone_config.json`, sa_tsp_jax/export.py). A config value that
+encoder export (`init_from/backbone_config.json`, sa_tsp_jax/export.py). A config value that
 is empty or 0 means "as the export says"; a given value must equal the export's (ValueError
 otherwise). The shards must store frames at the export's frame rate.
 
@@ -329,13 +329,13 @@ def run(config, workdir: str) -> dict:
         clean_stale_temporaries(workdir)
 
     # --- Encoder and geometry (from the export), one mesh over this host's devices.
-    geometry = resolve_geometry(config, config.params_dir)
-    model, host_vars = export.load_encoder(config.params_dir, config.dtype)
+    geometry = resolve_geometry(config, config.init_from)
+    model, host_vars = export.load_encoder(config.init_from, config.dtype)
     mesh = mesh_lib.make_mesh([tuple(a) for a in config.mesh], devices=jax.local_devices())
-    per_host_bs = int(config.batch_size) // jax.process_count()
+    per_host_bs = int(config.data.batch_size) // jax.process_count()
     num_data = int(np.prod([mesh.shape[a] for a in mesh_lib.data_axes(mesh)]))
-    if per_host_bs * jax.process_count() != int(config.batch_size) or per_host_bs % num_data:
-        raise ValueError(f"batch_size {config.batch_size} must split evenly over "
+    if per_host_bs * jax.process_count() != int(config.data.batch_size) or per_host_bs % num_data:
+        raise ValueError(f"batch_size {config.data.batch_size} must split evenly over "
                          f"{jax.process_count()} processes and {num_data} local data shards")
     variables = jax.device_put(host_vars, mesh_lib.replicated(mesh))
     fn = make_extract_fn(model, mesh)

@@ -43,8 +43,8 @@ def setup(tmp_path_factory):
                           {"params": {"backbone": variables["params"]},
                            "batch_stats": {"backbone": variables["batch_stats"]}}, BACKBONE_CFG)
     config = ml_collections.ConfigDict(dict(
-        stage="sa_tsp_extract", mesh=[("data", -1)], params_dir=str(root / "params"),
-        shards=str(root / "shards" / "*.tfrecord"), dtype="float32", batch_size=8,
+        stage="sa_tsp_extract", mesh=[("data", -1)], init_from=str(root / "params"),
+        shards=str(root / "shards" / "*.tfrecord"), dtype="float32", data=dict(batch_size=8),
         clip_length=CLIP, stride=STRIDE, resize=(24, 24), crop=16, read_threads=1,
         videos_per_chunk=8, gvf_poolings=("max", "avg"), progress_every_s=1e9))
     workdir = str(root / "out")
@@ -111,9 +111,9 @@ def test_geometry_comes_from_the_export(setup, tmp_path):
     root, ids, _, variables, config, workdir, _ = setup
     params = _export_with_geometry(root, variables, "params_geometry")
     assert export.load_geometry(params) == export.InputGeometry(CLIP, 15.0, (24, 24), 16)
-    assert export.load_geometry(config.params_dir) is None  # the setup's export has none
+    assert export.load_geometry(config.init_from) is None  # the setup's export has none
     # Empty / 0 values: taken from the export; the features equal the setup's.
-    cfg = ml_collections.ConfigDict({**config.to_dict(), "params_dir": params,
+    cfg = ml_collections.ConfigDict({**config.to_dict(), "init_from": params,
                                      "clip_length": 0, "resize": (), "crop": 0,
                                      "shards": str(root / "shards" / "train-*.tfrecord")})
     out = str(tmp_path / "out")
@@ -129,11 +129,11 @@ def test_geometry_comes_from_the_export(setup, tmp_path):
     other_fps = _export_with_geometry(root, variables, "params_30fps", fps=30.0)
     with pytest.raises(ValueError, match=r"v_tiny000 .* 15.0 fps .* 30.0 fps"):
         extract_features.run(ml_collections.ConfigDict(
-            {**cfg.to_dict(), "params_dir": other_fps}), str(tmp_path / "out30"))
+            {**cfg.to_dict(), "init_from": other_fps}), str(tmp_path / "out30"))
     # An export without a geometry needs all of it in the config.
     with pytest.raises(ValueError, match="records no input geometry; give clip_length"):
         extract_features.run(ml_collections.ConfigDict(
-            {**cfg.to_dict(), "params_dir": config.params_dir}), str(tmp_path / "out_none"))
+            {**cfg.to_dict(), "init_from": config.init_from}), str(tmp_path / "out_none"))
 
 
 def test_other_encoder_into_same_workdir_is_refused_then_forced(setup, tmp_path):
@@ -142,7 +142,7 @@ def test_other_encoder_into_same_workdir_is_refused_then_forced(setup, tmp_path)
     shutil.copytree(workdir, out)
     changed = jax.tree.map(lambda x: x * 1.5, variables)
     params = _export_with_geometry(root, changed, "params_changed")
-    cfg = ml_collections.ConfigDict({**config.to_dict(), "params_dir": params})
+    cfg = ml_collections.ConfigDict({**config.to_dict(), "init_from": params})
     # Not "3 already extracted": the stage names what changed and how to force.
     with pytest.raises(ValueError, match=r"encoder variables differ.*force=True"):
         extract_features.run(cfg, out)

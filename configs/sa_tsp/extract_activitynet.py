@@ -23,13 +23,14 @@ def get_config(arg: str | None = None):
     c.stage = "sa_tsp_extract"
     c.run = run_block()
     c.mesh = (("data", -1),)
-    c.params_dir = sw.params
+    c.init_from = sw.params
     c.shards = sw.shards or f"{root}/shards/*.tfrecord"
     c.dtype = "bfloat16" if sw.bf16 else "float32"
-    c.batch_size = sw.batch
+    c.data = ml_collections.ConfigDict()
+    c.data.batch_size = sw.batch  # global
     c.stride = 16  # frames between clip starts (TSP: non-overlapping 16-frame clips)
     # Clip geometry: empty / 0 = the encoder's, recorded in its export
-    # (`{params_dir}/backbone_config.json`). A value given here must equal training (checked
+    # (`{init_from}/backbone_config.json`). A value given here must equal training (checked
     # by sa_tsp_jax/extract_features.py); only exports without a recorded geometry need them.
     c.clip_length = 0
     c.resize = ()

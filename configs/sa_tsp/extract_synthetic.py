@@ -22,13 +22,14 @@ def get_config(arg: str | None = None):
     c.stage = "sa_tsp_extract"
     c.run = run_block()
     c.mesh = (("data", -1),)
-    c.params_dir = sw.params or f"{root}/sa_tsp/params"
+    c.init_from = sw.params or f"{root}/sa_tsp/params"
     c.shards = sw.shards or f"{root}/shards/*.tfrecord"
     c.dtype = "float32"
-    c.batch_size = sw.batch
+    c.data = ml_collections.ConfigDict()
+    c.data.batch_size = sw.batch  # global
     c.stride = sw.stride  # frames between clip starts
     # Clip geometry: empty / 0 = the encoder's, recorded in its export
-    # (`{params_dir}/backbone_config.json`). A value given here must equal training (checked
+    # (`{init_from}/backbone_config.json`). A value given here must equal training (checked
     # by sa_tsp_jax/extract_features.py); only exports without a recorded geometry need them.
     c.clip_length = 0
     c.resize = ()
