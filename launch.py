@@ -112,8 +112,8 @@ def run_pipeline(config, workdir: str) -> dict:
     """
     root = os.path.abspath(workdir)
     variables = {"workdir": root}
-    force = {s for s in config.get("force", "").split(",") if s}
-    only = {s for s in config.get("only", "").split(",") if s}
+    force = {s for s in config.force.split(",") if s}
+    only = {s for s in config.only.split(",") if s}
     steps = [dict(step) for step in config.steps]
     names = [step["name"] for step in steps]
     unknown = (force - {"all"} | only) - set(names)
@@ -147,7 +147,7 @@ def run_pipeline(config, workdir: str) -> dict:
         results[name] = result
         logging.info("[%d/%d] %s: finished in %.1f s (pipeline %.1f s)", number, len(steps),
                      name, seconds, time.perf_counter() - started)
-    report = config.get("report", None)
+    report = config.get("report")  # optional: a pipeline without a results table
     if report:
         report_fn = resolve_stage(report) if report in STAGES else _import_function(report)
         report_fn(config, root, results)
@@ -279,7 +279,7 @@ def caption_video(config, workdir: str) -> dict:
     apply_overrides(cap_cfg, {
         "stage": "captioner_predict", "data.features": features,
         "predict.captions": split_path, "init_from": config.captioner.init_from,
-        "eval.references": list(config.get("references", []))})
+        "eval.references": list(config.references)})
     resolve_stage("captioner_predict")(cap_cfg, os.path.join(root, "captioner"))
     with open(os.path.join(root, "captioner", "predictions", "videos.json"), encoding="utf-8") as f:
         submission = json.load(f)
@@ -287,7 +287,7 @@ def caption_video(config, workdir: str) -> dict:
 
     # 4. What a person looks at: a timeline image and a page that plays the video.
     references = {}
-    for ref_path in config.get("references", []):
+    for ref_path in config.references:
         with open(ref_path, encoding="utf-8") as f:
             references.update(json.load(f))
     pages = []
