@@ -1,13 +1,15 @@
 """Shared captioner config: PDVC's ActivityNet settings (`cfgs/anet_tsp_pdvc.yml`, LSTM-DSA).
 
-Not launched directly; `synthetic.py` and `activitynet.py` fill in the data. Common switches
-(comma-separated key=value in the config arg):
+Not launched directly; `synthetic.py` and `activitynet.py` fill in the data. Switches
+(comma-separated key=value in the config arg; an unknown one is an error):
+  head=light      the light LSTM caption head (PDVC "pdvcl") instead of LSTM-DSA
+  batch=N, seed=N, devices=N, runlocal              (COMMON_SWITCHES: every captioner config)
   mode=gt         GT-proposal mode (PDVC `anet_*_pdvc_gt.yml`: queries from the GT events,
                   localisation/counter losses off; reports "METEOR with GT proposals")
-  head=light      the light LSTM caption head (PDVC "pdvcl") instead of LSTM-DSA
   predict         stage captioner_predict (predict + submission JSON + evaluation)
-  epochs=N, batch=N, lr=X, seed=N, eval_every=N (epochs), devices=N, steps=N, runlocal
-An unknown switch is an error (configs/common.py parse_arg).
+  epochs=N, lr=X, eval_every=N (epochs), steps=N    (XE_SWITCHES: not the SCST configs)
+Each stage's config holds only the keys that stage reads (`for_stage`): captioner_predict
+has no optimiser or training-loop keys, captioner_scst none of the XE trainer's.
 """
 from __future__ import annotations
 

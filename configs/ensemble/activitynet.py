@@ -6,7 +6,8 @@ that model's proposals).
     python launch.py --config configs/ensemble/activitynet.py:root=runs/anet \
         --workdir runs/anet/ensemble
 
-Switches: root=DIR, members=a+b+... (member workdir suffixes), rule=..., proposals=gt|model,
+Switches: root=DIR, data=DIR (ActivityNet Captions files), members=a+b+... (member workdir
+suffixes), rule=..., proposals=gt|model,
 proposals_model=I, predictions=FILE (name of each member's prediction file), version=2018|latest.
 """
 from __future__ import annotations
