@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from captioner_jax.evaluation.dense_captioning import DEFAULT_TIOUS, score_captions
 from captioner_jax.evaluation.meteor import get_meteor
 from captioner_jax.evaluation.submission import (
+    SubmissionError,
     load_references,
     load_submission,
+    note_scored_inputs,
     report_unknown_videos,
 )
 
@@ -30,6 +32,8 @@ def evaluate_submission(
     soda: bool = False,
     para_references=None,
     lenient: bool = False,
+    official_inputs: bool = False,
+    hash_seed: int | None = None,
 ) -> dict:
     """Official ActivityNet dense-captioning metrics of a submission.
 
@@ -41,6 +45,11 @@ def evaluate_submission(
     soda: also compute PDVC's SODA_c (per reference file, averaged).
     para_references: paragraph reference files (PDVC paragraph protocol) or None.
     lenient: drop bad entries with a warning instead of raising `SubmissionError`.
+    official_inputs: score every entry the official script scores, as it scores it (NaN /
+      inf bounds, `[s, e, score]` timestamps; see `submission` module doc) instead of
+      rejecting it. Paths may be local or `gs://` (path layer).
+    hash_seed: visit videos in the order of an official run with PYTHONHASHSEED=hash_seed
+      (it changes the tokenizer's look-ahead at video boundaries); None: sorted ids.
 
     Returns (all scores x100, as the official script prints them): "Bleu_1".."Bleu_4",
     "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision" averaged over `tious`; "per_tiou"
@@ -52,16 +61,28 @@ def evaluate_submission(
     if max_proposals <= 0:
         raise ValueError(f"max_proposals must be positive, got {max_proposals}")
     start = time.perf_counter()
-    sub = load_submission(submission, lenient=lenient)
     files, _ = load_references(references)
     ref_ids = set().union(*[f.keys() for f in files])
+    sub = load_submission(submission, lenient=lenient, official_inputs=official_inputs,
+                          reference_ids=ref_ids, max_proposals=max_proposals)
     unknown = report_unknown_videos(sub, ref_ids)
+    notes = note_scored_inputs(sub, files, max_proposals)
+    if soda and sub.official_only:
+        raise SubmissionError(
+            f"{sub.source}: SODA_c needs finite numeric [start, end] timestamps (fujiso/SODA "
+            f"unpacks two values and sorts by start time); {sub.official_only} entries have "
+            f"non-finite, boolean or >2-element timestamps (accepted by --official-inputs for "
+            f"the caption metrics only)")
     meteor = get_meteor() if any(v.sentences for v in sub.videos.values()) else None
     out = score_captions(sub, files, version=version, tious=tious,
-                         max_proposals=max_proposals, meteor=meteor)
+                         max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed)
     out["version"] = version
+    out["input_mode"] = ("official_inputs" if official_inputs else "strict") + (
+        "+lenient" if lenient else "")
     out["num_unknown_videos"] = len(unknown)
     out["num_dropped_entries"] = sub.dropped_entries
+    out["num_official_only_entries"] = sub.official_only
+    out["input_notes"] = {k: dict(v) for k, v in notes.items()}
     if soda:
         from captioner_jax.evaluation.soda import soda_c_per_file
 

@@ -2,8 +2,12 @@
 
 Same numbers as `evaluate2018.py` / `evaluate2021.py` (see ../shared/docs/EVALUATION.md §2-3),
 computed differently:
-  * every distinct caption (predictions, references, the garbage string) is tokenized in ONE
-    PTBTokenizer call, instead of two calls per scorer per threshold;
+  * the captions are tokenized in ONE PTBTokenizer call (`ptb_tokenize_documents`), instead
+    of two calls per scorer per threshold, but each line in exactly the context the official
+    calls give it (the lexer looks ahead across lines): per threshold one document of
+    prediction lines and one of reference lines, one line per pair in the official order
+    (videos, then predictions in file order, then reference files and segments), so a
+    prediction matched to k segments is k lines in a row; each distinct context once;
   * every distinct (hypothesis, reference) token pair is scored once for all thresholds:
     BLEU statistics and ROUGE-L vectorized in numpy, METEOR statistics in one pipelined
     request to one long-lived jar; per (video, threshold) the BLEU statistics are summed,
@@ -20,9 +24,13 @@ draws one per pair, checks this in tests).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import string
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +43,9 @@ from captioner_jax.evaluation.cider import grouped_cider
 from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
 from captioner_jax.evaluation.ngrams import NgramTable
 from captioner_jax.evaluation.rouge import rouge_l_scores
-from captioner_jax.evaluation.submission import ReferenceVideo, Submission
-from captioner_jax.evaluation.text import ptb_tokenize, remove_nonascii
-from captioner_jax.evaluation.tiou import caption_pairs, precision_recall, tiou_matrix
+from captioner_jax.evaluation.submission import ReferenceVideo, Submission, SubmissionError
+from captioner_jax.evaluation.text import ptb_tokenize_documents, remove_nonascii
+from captioner_jax.evaluation.tiou import caption_pairs, densevid_tiou_matrix, precision_recall
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,39 @@ def garbage_reference(version: str, seed: int = 0) -> str:
         rng = random.Random(seed)
         return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(10, 20)))
     raise ValueError(f"unknown evaluator version {version!r}; use '2018' or 'latest'")
+
+
+_SET_ORDER_SCRIPT = """
+import json, sys
+vid_ids = set([])
+for keys in json.load(sys.stdin):
+    vid_ids |= set(keys)
+json.dump(list(vid_ids), sys.stdout)
+"""
+
+
+def official_video_order(key_lists: Sequence[Sequence[str]], hash_seed: int | None) -> list[str]:
+    """The order in which the official script visits the reference videos.
+
+    key_lists: each reference file's video ids in file order. The official script iterates
+    `set().union(...)` built as its `get_gt_vid_ids` builds it, an order that depends on
+    PYTHONHASHSEED (string hashing). It matters only through the tokenizer's look-ahead at
+    the line where one video's pairs end and the next one's begin. hash_seed None: sorted
+    ids (deterministic; equals the official run of whichever seed happens to give that
+    order). An integer: the order of an official run under `PYTHONHASHSEED=hash_seed` with
+    this Python (same string hash), computed in a child interpreter with that seed.
+    """
+    if hash_seed is None:
+        return sorted(set().union(*map(set, key_lists)))
+    if not 0 <= hash_seed <= 4294967295:
+        raise ValueError(f"hash_seed must be in [0, 4294967295] (PYTHONHASHSEED), got {hash_seed}")
+    proc = subprocess.run(
+        [sys.executable, "-c", _SET_ORDER_SCRIPT], input=json.dumps([list(k) for k in key_lists]),
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": str(hash_seed)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"computing the official video order failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
 
 
 @dataclass
@@ -90,7 +131,10 @@ def _collect(
         gt_file = np.concatenate([np.full(len(a.sentences), f) for f, a in ann])
         gt_sid = np.asarray(
             [sid(remove_nonascii(s)) for _, a in ann for s in a.sentences], np.int64)
-        ious = tiou_matrix(preds.timestamps, gt_ts)
+        try:
+            ious = densevid_tiou_matrix(preds.timestamps, gt_ts)
+        except ZeroDivisionError as e:
+            raise SubmissionError(f"{sub.source}: video {vid!r}: {e}") from e
         for t, thr in enumerate(tious):
             precision[t, v], recall[t, v] = precision_recall(ious, gt_file, len(files), thr)
         if not preds.sentences:
@@ -103,6 +147,29 @@ def _collect(
             refs.append(np.where(g_idx >= 0, gt_sid[np.maximum(g_idx, 0)], garbage_id))
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros((0,), np.int64)
     return _Pairs(cat(groups), cat(hyps), cat(refs)), list(texts), precision, recall
+
+
+def _tokenize_like_official(
+    pairs: _Pairs, texts: list[str], num_v: int, num_t: int,
+) -> tuple[list[str], list[str]]:
+    """Tokens of every pair instance's hypothesis and reference, [I] each.
+
+    The official script tokenizes, per threshold, the hypotheses of all pairs as one
+    document and their references as another, one line per pair in pair order; `_collect`
+    appends instances video by video, so the instances of threshold t in array order are
+    exactly that order (videos in `official_video_order`).
+    """
+    thr_of = pairs.group // max(num_v, 1)
+    per_thr = [np.flatnonzero(thr_of == t) for t in range(num_t)]
+    docs = [[texts[s] for s in pairs.hyp[idx].tolist()] for idx in per_thr]
+    docs += [[texts[s] for s in pairs.ref[idx].tolist()] for idx in per_thr]
+    tokens = ptb_tokenize_documents(docs)
+    hyp_tokens: list[str] = [""] * len(pairs.group)
+    ref_tokens: list[str] = [""] * len(pairs.group)
+    for t, idx in enumerate(per_thr):
+        for i, h, r in zip(idx.tolist(), tokens[t], tokens[num_t + t]):
+            hyp_tokens[i], ref_tokens[i] = h, r
+    return hyp_tokens, ref_tokens
 
 
 def _meteor_per_group(
@@ -126,14 +193,16 @@ def _meteor_per_group(
 def score_captions(
     sub: Submission, files: Sequence[dict[str, ReferenceVideo]], *, version: str = "2018",
     tious: Sequence[float] = DEFAULT_TIOUS, max_proposals: int = 1000,
-    meteor: MeteorProcess | None = None,
+    meteor: MeteorProcess | None = None, hash_seed: int | None = None,
 ) -> dict:
     """Official caption metrics and precision/recall, per threshold and averaged (x100).
 
+    hash_seed: visit the videos in the order of an official run with this PYTHONHASHSEED
+    (`official_video_order`); None: sorted ids.
     Returns {"per_tiou": {t: {metric: value}}, metric: mean over thresholds, ...,
     "num_videos": V, "num_predicted_videos": ...}.
     """
-    gt_vids = sorted(set().union(*[f.keys() for f in files]))
+    gt_vids = official_video_order([list(f) for f in files], hash_seed)
     num_v, num_t = len(gt_vids), len(tious)
     pairs, texts, precision, recall = _collect(
         gt_vids, files, sub, tious, max_proposals, garbage_reference(version))
@@ -142,12 +211,15 @@ def score_captions(
              len(pairs.group), num_v, num_t, len(texts))
     if len(pairs.group):
         start = time.perf_counter()
-        tokens = ptb_tokenize(texts)
-        log.info("PTB-tokenized %d sentences in %.1f s", len(texts), time.perf_counter() - start)
+        hyp_tokens, ref_tokens = _tokenize_like_official(pairs, texts, num_v, num_t)
+        log.info("PTB-tokenized %d pair lines in %.1f s", 2 * len(pairs.group),
+                 time.perf_counter() - start)
         tok_index: dict[str, int] = {}
-        tok_of_sid = np.asarray([tok_index.setdefault(t, len(tok_index)) for t in tokens])
+        hyp_t = np.asarray([tok_index.setdefault(t, len(tok_index)) for t in hyp_tokens],
+                           np.int64)
+        ref_t = np.asarray([tok_index.setdefault(t, len(tok_index)) for t in ref_tokens],
+                           np.int64)
         tok_texts = list(tok_index)
-        hyp_t, ref_t = tok_of_sid[pairs.hyp], tok_of_sid[pairs.ref]
         num_tok = len(tok_texts)
         uniq, inst_to_uniq = np.unique(hyp_t * num_tok + ref_t, return_inverse=True)
         u_hyp, u_ref = uniq // num_tok, uniq % num_tok

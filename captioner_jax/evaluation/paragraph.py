@@ -27,6 +27,7 @@ from captioner_jax.evaluation.ngrams import NgramTable
 from captioner_jax.evaluation.rouge import rouge_l_scores
 from captioner_jax.evaluation.submission import Submission, SubmissionError
 from captioner_jax.evaluation.text import normalize_paragraph
+from data_prep.infra import paths
 
 
 def _ensure_prefix(data: Mapping[str, object]) -> dict:
@@ -48,10 +49,11 @@ def load_paragraph_references(references) -> tuple[list[dict[str, str]], list[st
         else:
             name = os.fspath(ref)
             try:
-                with open(name) as f:
-                    data = json.load(f)
-            except (OSError, json.JSONDecodeError) as e:
+                data = json.loads(paths.read_text(name))  # local or gs://
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise SubmissionError(f"paragraph reference {name}: {e}") from e
+        if not isinstance(data, Mapping):
+            raise SubmissionError(f"{name}: paragraph reference is not a JSON object")
         bad = [k for k, v in data.items() if not isinstance(v, str)]
         if bad:
             raise SubmissionError(f"{name}: video {bad[0]!r}: paragraph is not a string")

@@ -14,20 +14,26 @@ The Stanford lexer treats those as line breaks too, so in the official script su
 produces extra output lines and every later caption of the batch is paired with the wrong
 tokenization (a bug we do not reproduce). No ActivityNet annotation contains them.
 
-Official quirk that makes the official numbers themselves vary between runs: the Stanford
-lexer looks past the end of a line, so a sentence ending in a capital letter and a period
-("... with a capital T.") keeps the token "t." unless the NEXT line starts with a capitalised
-word (then "t" and "."). The official script tokenizes each threshold's captions in one batch
-in the order of a Python `set` of video ids, which changes with PYTHONHASHSEED; we tokenize
-the distinct sentences in first-appearance order (sorted video ids), deterministic and equal
-to one of the official runs. Measured on all of val_1 + val_2 with a generated submission:
-the official METEOR at tIoU 0.5 is 0.237099608 with PYTHONHASHSEED=1 and 0.237099512 with
-PYTHONHASHSEED=2 (one video differs); ours is 0.237099512.
+The Stanford lexer looks past the end of a line: a sentence ending in a capital letter and a
+period ("... with a capital T.") keeps the token "t." unless the NEXT non-blank line starts
+with a capitalised word (then "t" and "."). So a line's tokens depend on the lines after it,
+and the official numbers depend on the exact line sequence each tokenizer call sees: per
+threshold, one line per (prediction, reference) pair, predictions and references in two
+separate calls, a prediction matched to k segments repeated k times in a row (its copies can
+get different tokens), videos in the order of a Python `set` (PYTHONHASHSEED-dependent).
+`ptb_tokenize_documents` reproduces such sequences line for line: every line is tokenized in
+its context, the line plus the following lines up to and including the first non-blank one,
+and whether the document ends there. Each distinct context is tokenized once (most lines of
+the per-threshold documents repeat), all in ONE Java call (`-ioFileList`: the big document
+plus one small file per distinct end-of-document context, which needs a real end of file).
+Assumption, checked by tests against whole-document tokenization: the lexer does not look
+behind a line's start nor past the first non-blank line after it.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -55,43 +61,121 @@ def remove_nonascii(text: str) -> str:
     return "".join(c if ord(c) < 128 else " " for c in text)
 
 
+def _clean_tokens(line: str) -> str:
+    return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
+
+
+def _run_ptb(documents: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Raw PTBTokenizer output lines of each document, one Java call for all of them.
+
+    Each document is its own input file (`-ioFileList`), so each has a real end of file.
+    Returns, per document, at least one output line per input line.
+    """
+    folder = tempfile.mkdtemp(prefix="ptb_")
+    try:
+        pairs = []
+        for d, lines in enumerate(documents):
+            src, dst = os.path.join(folder, f"{d}.txt"), os.path.join(folder, f"{d}.tok")
+            with open(src, "wb") as f:
+                f.write("\n".join(lines).encode())
+            pairs.append(f"{src} {dst}\n")
+        file_list = os.path.join(folder, "files.txt")
+        with open(file_list, "w") as f:
+            f.write("".join(pairs))
+        proc = subprocess.run(
+            ["java", "-cp", STANFORD_CORENLP_JAR, "edu.stanford.nlp.process.PTBTokenizer",
+             "-preserveLines", "-lowerCase", "-ioFileList", file_list],
+            capture_output=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        out = []
+        for d, lines in enumerate(documents):
+            with open(os.path.join(folder, f"{d}.tok"), "rb") as f:
+                got = f.read().decode().split("\n")
+            if len(got) < len(lines):
+                raise RuntimeError(
+                    f"PTBTokenizer returned {len(got)} lines for {len(lines)} sentences")
+            out.append(got)
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_blank(line: str) -> bool:
+    """A line the lexer's look-ahead can read past (no printable non-space character)."""
+    return all(c.isspace() or not c.isprintable() for c in line)
+
+
+def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Tokens of every line of every document, exactly as one pycocoevalcap
+    `PTBTokenizer.tokenize` call per document returns them (line order matters: look-ahead).
+
+    documents: each a sequence of sentences, one line each (`\n` etc. -> space, as in
+    `ptb_tokenize`). Returns the same nesting with lower-case tokens joined by single spaces,
+    punctuation tokens removed. One Java call in all; each distinct context (line, the
+    following lines up to the first non-blank one, end of document or not) is tokenized once.
+    """
+    main: list[str] = []  # concatenated runs of needed lines and their look-ahead lines
+    main_slot: dict[tuple, int] = {}  # context -> line of `main`
+    tails: list[list[str]] = []  # end-of-document contexts, one file each
+    tail_slot: dict[tuple, int] = {}
+    keys_per_doc = []
+    for doc in documents:
+        lines = [_LINE_BREAKS.sub(" ", s) for s in doc]
+        n = len(lines)
+        # next_stop[i]: first index >= i of a non-blank line (n if none).
+        next_stop = [n] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            next_stop[i] = next_stop[i + 1] if _is_blank(lines[i]) else i
+        keys = []
+        pending_end = -1  # end (exclusive) of the run of `lines` last copied into `main`
+        for i in range(n):
+            stop = next_stop[i + 1]
+            at_end = stop >= n - 1  # nothing after the look-ahead: a real end of file needed
+            key = (lines[i], tuple(lines[i + 1:stop + 1]), at_end)
+            keys.append(key)
+            if at_end:
+                if key not in tail_slot:
+                    tail_slot[key] = len(tails)
+                    tails.append(lines[i:])
+                continue
+            if key in main_slot:
+                continue
+            if pending_end > i:  # the last copy (end of `main`) already holds line i
+                main_slot[key] = len(main) - (pending_end - i)
+                main.extend(lines[pending_end:stop + 1])
+            else:
+                main_slot[key] = len(main)
+                main.extend(lines[i:stop + 1])
+            pending_end = max(pending_end, stop + 1)
+        keys_per_doc.append(keys)
+    if not main and not tails:
+        return [[] for _ in documents]
+    raw = _run_ptb(([main] if main else []) + tails)
+    raw_main = raw[0] if main else []
+    raw_tails = raw[1:] if main else raw
+    out = []
+    for keys in keys_per_doc:
+        out.append([
+            _clean_tokens(raw_tails[tail_slot[k]][0] if k[2] else raw_main[main_slot[k]])
+            for k in keys])
+    return out
+
+
 def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
-    """PTB-tokenizes `sentences` with one Java call; returns one token string per input.
+    """PTB-tokenizes `sentences` as ONE document (one pycocoevalcap call), one Java process.
 
     Output strings are lower-case tokens joined by single spaces, punctuation tokens removed,
-    exactly what pycocoevalcap's `PTBTokenizer.tokenize` returns for the same captions
-    (the caller applies `remove_nonascii` first, as the official evaluator does).
+    exactly what pycocoevalcap's `PTBTokenizer.tokenize` returns for the same captions in
+    the same order (the caller applies `remove_nonascii` first, as the official evaluator
+    does); a repeated sentence can get different tokens depending on the next line.
     """
     sentences = list(sentences)
     if not sentences:
         return []
-    unique = list(dict.fromkeys(sentences))
-    lines = [_LINE_BREAKS.sub(" ", s) for s in unique]
-    fd, path = tempfile.mkstemp(prefix="ptb_", suffix=".txt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write("\n".join(lines).encode())
-        proc = subprocess.run(
-            ["java", "-cp", STANFORD_CORENLP_JAR, "edu.stanford.nlp.process.PTBTokenizer",
-             "-preserveLines", "-lowerCase", path],
-            capture_output=True, check=False,
-        )
-    finally:
-        os.remove(path)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}"
-        )
-    out_lines = proc.stdout.decode().split("\n")
-    if len(out_lines) < len(unique):
-        raise RuntimeError(
-            f"PTBTokenizer returned {len(out_lines)} lines for {len(unique)} sentences"
-        )
-    tokenized = {
-        s: " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
-        for s, line in zip(unique, out_lines)
-    }
-    return [tokenized[s] for s in sentences]
+    return ptb_tokenize_documents([sentences])[0]
 
 
 def preprocess_captions(sentences: Sequence[str]) -> list[str]:

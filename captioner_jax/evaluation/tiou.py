@@ -6,6 +6,13 @@ tIoU (densevid_eval `ANETcaptions.iou`, reproduced with its quirks):
     tiou  = inter / (union + 1e-8)
 so identical segments give 1 - eps, an exact 0.5 overlap fails `>= 0.5`, reversed or
 zero-length segments never overlap. No clipping to the video duration. Times in seconds.
+
+`densevid_tiou_matrix` is that formula with the official script's Python semantics, for
+the caption metrics and precision/recall: Python's `min(a, b)` / `max(a, b)` return `a`
+unless `b` compares smaller / larger, so a NaN *prediction* bound is simply ignored in favour
+of the reference bound (`[nan, 5]` against `[0, 10]` has tIoU 0.5, not NaN), and the sums are
+evaluated left to right as written. For finite times it equals `tiou_matrix` up to the last
+bit of the union's rounding. `tiou_matrix` (numpy min/max) stays what SODA uses.
 """
 from __future__ import annotations
 
@@ -28,9 +35,38 @@ def tiou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return inter / (union + _EPS)
 
 
+def densevid_tiou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """tIoU as densevid_eval's `iou(prediction, reference)` computes it, NaN included.
+
+    pred: [P, 2] (start, end) seconds (may hold NaN / inf); gt: [G, 2]. Returns [P, G].
+    Python's min(x, y) is `y if y < x else x`; max(x, y) is `y if y > x else x`.
+    """
+    pred = np.asarray(pred, np.float64).reshape(-1, 2)
+    gt = np.asarray(gt, np.float64).reshape(-1, 2)
+    ps, pe = pred[:, None, 0], pred[:, None, 1]
+    gs, ge = gt[None, :, 0], gt[None, :, 1]
+
+    def py_min(x, y):
+        return np.where(y < x, y, x)
+
+    def py_max(x, y):
+        return np.where(y > x, y, x)
+
+    with np.errstate(invalid="ignore"):
+        overlap = py_min(ge, pe) - py_max(gs, ps)
+        inter = np.where(overlap > 0, overlap, 0.0)  # max(0, overlap); NaN -> 0
+        union = py_min(py_max(ge, pe) - py_min(gs, ps), ge - gs + pe - ps)
+        denominator = union + _EPS
+    if np.any(denominator == 0):
+        # Python raises ZeroDivisionError here; numpy would give inf/NaN silently.
+        raise ZeroDivisionError("a tIoU union of exactly -1e-8 (the official script crashes)")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / denominator
+
+
 def tiou(a, b) -> float:
-    """tIoU of two (start, end) segments (scalar version of `tiou_matrix`)."""
-    return float(tiou_matrix(np.asarray([a]), np.asarray([b]))[0, 0])
+    """tIoU of prediction `a` with reference `b`, (start, end) each, as densevid_eval."""
+    return float(densevid_tiou_matrix(np.asarray([a[:2]]), np.asarray([b[:2]]))[0, 0])
 
 
 def caption_pairs(ious: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
