@@ -35,6 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.encoder.init_from = f"{run}/sa_tsp/params"
     c.captioner = ml_collections.ConfigDict()
     c.captioner.init_from = f"{run}/captioner"  # trained with learned proposals (query mode)
+    # The captioner config's feature source (by name) that reads the encoder's new features.
+    c.captioner.feature_source = "sa_tsp"
     tiny = ",runlocal" if one_of("size", sw.size, ("demo", "tiny")) == "tiny" else ""
     c.captioner.config = (f"configs/captioner/synthetic.py:root={run}/data,predict,"
                           f"features={run}/features_sa_tsp/features,dim=64,devices=1{tiny}")

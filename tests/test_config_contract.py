@@ -3,7 +3,7 @@
 (a) an unknown switch in the config arg is a ValueError that names it;
 (b) every key of the config is read by its stage: statically, each key's name (and the name of
     every block above it) occurs in the source of the modules the stage runs (the stage's
-    module in launch.STAGES and every project module it imports, transitively) as an
+    module in the stage registry and every project module it imports, transitively) as an
     attribute `.key`, a string `"key"` (subscripts, `.get("key")`), a function parameter or
     a dataclass field (blocks splatted into a constructor: `MatcherCosts(**config.matcher)`);
 (c) an override of a key the config lacks (`--config.x=...` misspelled) fails.
@@ -22,7 +22,8 @@ import os
 
 import pytest
 
-import launch
+from data_prep.orchestration import registry
+from data_prep.orchestration.config_files import apply_overrides, load_config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ("data_prep", "sa_tsp_jax", "captioner_jax")
@@ -95,7 +96,7 @@ def _imports(path: str, module: str) -> set[str]:
 @functools.cache
 def stage_files(stage: str) -> tuple[str, ...]:
     """Source files of the stage's module and of every project module it imports."""
-    start = launch.STAGES[stage].partition(":")[0]
+    start = registry.STAGES[stage].partition(":")[0]
     seen, todo, files = set(), [start, *COMMON_MODULES], []
     while todo:
         module = todo.pop()
@@ -172,12 +173,12 @@ def test_unknown_switch_is_an_error_naming_it(spec):
     bogus = "no_such_switch_xyz=1"
     arg = spec.partition(":")[2]
     with pytest.raises(ValueError, match="no_such_switch_xyz"):
-        launch.load_config_file(f"{spec.partition(':')[0]}:{arg + ',' if arg else ''}{bogus}")
+        load_config_file(f"{spec.partition(':')[0]}:{arg + ',' if arg else ''}{bogus}")
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_key_is_read_by_its_stage(spec):
-    config = launch.load_config_file(spec)
+    config = load_config_file(spec)
     assert unread_keys(config) == [], (
         f"{spec}: keys that stage {config.stage} never reads; remove them from the config (or "
         "add them to GENERIC with the reason)")
@@ -185,20 +186,20 @@ def test_every_key_is_read_by_its_stage(spec):
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_misspelled_override_fails(spec):
-    config = launch.load_config_file(spec)
+    config = load_config_file(spec)
     with pytest.raises(KeyError, match="no_such_key"):
-        launch.apply_overrides(config, {"no_such_key": 1})
+        apply_overrides(config, {"no_such_key": 1})
     with pytest.raises(KeyError, match="no_such_key"):
-        launch.apply_overrides(config, {"run.no_such_key": 1})
+        apply_overrides(config, {"run.no_such_key": 1})
     block = next((k for k, v in config.items() if hasattr(v, "items") and k != "run"), None)
     if block is not None:  # a nested block other than `run`
         with pytest.raises(KeyError, match="no_such_key"):
-            launch.apply_overrides(config, {f"{block}.no_such_key": 1})
+            apply_overrides(config, {f"{block}.no_such_key": 1})
 
 
 def test_the_check_finds_an_unread_key():
     """(b) can fail: a key no module of the stage mentions is reported, nested ones too."""
-    config = launch.load_config_file("configs/evaluate.py")
+    config = load_config_file("configs/evaluate.py")
     with config.unlocked():
         config.tious_typo = [0.5]
         config.run.no_such_setting = 1
@@ -222,9 +223,9 @@ TRAINING = {"seed", "sharding", "log_every_steps", "checkpoint_every_steps",
 def test_captioner_stage_key_sets(dataset):
     """XE, predict and SCST share blocks but not keys: each has only what its stage reads
     (an override of a key the stage would ignore, e.g. total_steps on SCST, is an error)."""
-    xe = launch.load_config_file(f"configs/captioner/{dataset}.py")
-    predict = launch.load_config_file(f"configs/captioner/{dataset}.py:predict")
-    scst = launch.load_config_file(f"configs/captioner/{dataset}_scst.py")
+    xe = load_config_file(f"configs/captioner/{dataset}.py")
+    predict = load_config_file(f"configs/captioner/{dataset}.py:predict")
+    scst = load_config_file(f"configs/captioner/{dataset}_scst.py")
     assert (xe.stage, predict.stage, scst.stage) == (
         "captioner_train", "captioner_predict", "captioner_scst")
     assert XE_ONLY | TRAINING <= set(xe) and not {"predict", "init_from"} & set(xe)
@@ -233,8 +234,8 @@ def test_captioner_stage_key_sets(dataset):
     assert not XE_ONLY & set(scst) and TRAINING <= set(scst) and "predict" not in scst
     assert "rerank" not in scst.eval and "init_workdir" not in scst.scst
     with pytest.raises(KeyError, match="total_steps"):
-        launch.apply_overrides(scst, {"total_steps": 100})
-    assert launch.load_config_file(
+        apply_overrides(scst, {"total_steps": 100})
+    assert load_config_file(
         f"configs/captioner/{dataset}_scst.py:init=/runs/xe").init_from == "/runs/xe"
 
 

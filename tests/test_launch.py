@@ -1,4 +1,5 @@
-"""launch.py: config files with args, overrides, unknown keys, stage dispatch."""
+"""launch.py and the stage registry: config files with args, overrides, unknown keys, stage
+dispatch."""
 import json
 import os
 import subprocess
@@ -7,8 +8,10 @@ import textwrap
 
 import pytest
 
-import launch
 from configs.common import run_block
+from data_prep.orchestration import registry
+from data_prep.orchestration.config_files import load_config_file
+from data_prep.orchestration.pipeline import run_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,12 +38,13 @@ def _launch(tmp_path, *flags):
         sys.path.insert(0, {REPO!r})
         import launch
         from absl import app
+        from data_prep.orchestration import registry
         def echo(config, workdir):
             print("RESULT", json.dumps({{"seed": config.seed, "size": config.size,
                                          "workdir": workdir}}))
         sys.modules["echo_stage"] = type(sys)("echo_stage")
         sys.modules["echo_stage"].run = echo
-        launch.STAGES["echo_test"] = "echo_stage:run"
+        registry.STAGES["echo_test"] = "echo_stage:run"
         app.run(launch.main)
         '''
     )
@@ -66,13 +70,13 @@ def test_pipeline_writes_each_steps_resolved_config(tmp_path, monkeypatch):
     (tmp_path / "cfg.py").write_text(CONFIG)
     monkeypatch.setitem(sys.modules, "echo_stage_mod", type(sys)("echo_stage_mod"))
     sys.modules["echo_stage_mod"].run = lambda config, workdir: {"seed": config.seed}
-    monkeypatch.setitem(launch.STAGES, "echo_test", "echo_stage_mod:run")
+    monkeypatch.setitem(registry.STAGES, "echo_test", "echo_stage_mod:run")
     c = ml_collections.ConfigDict()
     c.stage = "pipeline"
-    c.force = c.only = ""
+    c.force = c.only = c.report = ""
     c.steps = [{"name": "a", "config": f"{tmp_path}/cfg.py:small", "workdir": "a"},
                {"name": "b", "config": f"{tmp_path}/cfg.py", "overrides": {"seed": 7}}]
-    launch.run_pipeline(c, str(tmp_path / "run"))
+    run_pipeline(c, str(tmp_path / "run"))
     a = json.loads((tmp_path / "run" / "a" / "config.json").read_text())
     b = json.loads((tmp_path / "run" / "b" / "config.json").read_text())
     assert a == {"stage": "echo_test", "seed": 0, "size": "small"}
@@ -91,12 +95,27 @@ def test_missing_workdir_is_a_usage_error(tmp_path):
     assert "--workdir" in out.stderr
 
 
-def test_every_registered_stage_names_a_module_and_function():
-    for name, target in launch.STAGES.items():
-        module, _, func = target.partition(":")
-        assert module and func, name
+def test_every_registry_entry_imports_and_none_points_into_launch():
+    for table, resolve in ((registry.STAGES, registry.resolve_stage),
+                           (registry.REPORTS, registry.resolve_report),
+                           (registry.HELPERS, registry.resolve_helper)):
+        for name, target in table.items():
+            assert target.partition(":")[0].split(".")[0] != "launch", name
+            assert callable(resolve(name)), name
     with pytest.raises(KeyError, match="unknown stage"):
-        launch.resolve_stage("no_such_stage")
+        registry.resolve_stage("no_such_stage")
+    with pytest.raises(KeyError, match="unknown report.*metric_tables"):
+        registry.resolve_report("launch:pipeline_report")
+
+
+def test_launch_only_dispatches():
+    """launch.py defines flags, logging and main(), and re-exports nothing of the registry or
+    the pipeline (their home is data_prep.orchestration)."""
+    import launch
+
+    for name in ("STAGES", "run_pipeline", "pipeline_report", "done_marker",
+                 "load_config_file", "apply_overrides", "caption_video"):
+        assert not hasattr(launch, name), name
 
 
 HELPER_CONFIGS = {"__init__.py", "common.py", "base.py", "text_common.py", "scst_common.py"}
@@ -109,7 +128,7 @@ def test_every_config_file_loads_and_names_a_registered_stage():
              if os.path.basename(p) not in HELPER_CONFIGS]
     assert len(files) >= 15
     for path in files:
-        config = launch.load_config_file(os.path.relpath(path, REPO))
-        assert config.stage in launch.STAGES, path
+        config = load_config_file(os.path.relpath(path, REPO))
+        assert config.stage in registry.STAGES, path
         # jax_setup.setup_jax reads `config.run` (multi-host): every stage has the same block.
         assert set(config.run) == set(run_block()), path

@@ -59,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.size = size
     c.force = ""
     c.only = ""
-    c.report = "launch:pipeline_report"
+    c.report = "metric_tables"  # data_prep/orchestration/registry.py REPORTS
     c.steps = [
         {"name": "data", "workdir": "data",
          "config": f"configs/data/synthetic.py:size={s['data']},seed={sw.seed}"},
