@@ -68,33 +68,6 @@ FORMAT_VERSION = 1
 FINGERPRINT_FILE = "fingerprint.json"
 
 
-class RecordSubset(ClipShardSource):
-    """The records `indices` of a ClipShardSource, renumbered 0..k-1 (a view, no copying).
-
-    Lets the data layer's sliding-window pipeline run over the videos still to do.
-    """
-
-    def __init__(self, base: ClipShardSource, indices):  # a view: no super().__init__
-        self._base = base
-        self._indices = [int(i) for i in indices]
-        self.shard_paths = base.shard_paths
-        self.video_ids = [base.video_ids[i] for i in self._indices]
-        self.num_frames = base.num_frames[self._indices]
-        self.fps = base.fps[self._indices]
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, i: int):
-        return self._base[self._indices[int(i)]]
-
-    def labels(self, i: int):
-        return self._base.labels(self._indices[int(i)])
-
-    def __repr__(self) -> str:
-        return f"RecordSubset({len(self)} of {self._base!r})"
-
-
 # ----------------------------------------------------------------------------- geometry
 def _given(value) -> bool:
     """A config value the user set (empty, 0 and None mean: take it from the export)."""
@@ -108,13 +81,12 @@ def _given(value) -> bool:
 def resolve_geometry(config, params_dir: str) -> export.InputGeometry:
     """The clip geometry of extraction: the export's, checked against the config's values.
 
-    `config.clip_length`, `config.resize`, `config.crop` are optional: empty / 0 / missing
-    takes the export's value; a given value must equal it. An export without a geometry
-    (written before it was recorded, or `import_torch --no_geometry`) needs all three in the
-    config; its normalisation is then TSP's and its frame rate unchecked.
+    `config.clip_length`, `config.resize`, `config.crop` are optional: empty / 0 takes the
+    export's value; a given value must equal it. An export without a geometry (written before
+    it was recorded, or `import_torch --no_geometry`) needs all three in the config; its
+    normalisation is then TSP's and its frame rate unchecked.
     """
-    given = {k: config.get(k) for k in ("clip_length", "resize", "crop")
-             if _given(config.get(k))}
+    given = {k: config[k] for k in ("clip_length", "resize", "crop") if _given(config[k])}
     if "resize" in given:
         given["resize"] = tuple(int(x) for x in given["resize"])
     recorded = export.load_geometry(params_dir)
@@ -258,7 +230,8 @@ def load_npy(path: str) -> np.ndarray:
 
 def _extract_chunk(source, fn, variables, geometry, config, per_host_bs, mesh, out_dir,
                    progress, counters) -> None:
-    """Runs the pipeline over `source` (this host's RecordSubset); writes each finished video."""
+    """Runs the pipeline over `source` (a subset of this host's videos); writes each finished
+    video's .npy."""
     ds = sliding_window_batches(
         source, batch_size=per_host_bs, clip_length=geometry.clip_length,
         stride=int(config.stride), resize=geometry.resize, crop=geometry.crop,
@@ -296,7 +269,7 @@ def _extract_slice(source, todo, fn, variables, geometry, config, per_host_bs, m
     for start in range(0, len(todo), chunk):
         ids = todo[start:start + chunk]
         try:
-            _extract_chunk(RecordSubset(source, ids), fn, variables, geometry, config,
+            _extract_chunk(source.subset(ids), fn, variables, geometry, config,
                            per_host_bs, mesh, out_dir, progress, counters)
         except Exception as chunk_error:  # isolate the bad video(s); see module docstring
             log.warning("chunk of %d videos failed (%s); retrying one by one", len(ids),
@@ -306,7 +279,7 @@ def _extract_slice(source, todo, fn, variables, geometry, config, per_host_bs, m
                 if paths.exists(paths.join(out_dir, f"{vid}.npy")):
                     continue
                 try:
-                    _extract_chunk(RecordSubset(source, [i]), fn, variables, geometry, config,
+                    _extract_chunk(source.subset([i]), fn, variables, geometry, config,
                                    per_host_bs, mesh, out_dir, progress, counters)
                 except Exception as e:  # noqa: BLE001 (reported, not fatal)
                     log.error("video %s (%s): %s", vid, source.shard_paths, e)
@@ -345,7 +318,7 @@ def run(config, workdir: str) -> dict:
     check_frame_rate(source, geometry)
     reconcile_outputs(workdir, out_dir,
                       extraction_fingerprint(host_vars, geometry, config, shard_paths),
-                      bool(config.get("force", False)))
+                      bool(config.force))
     first_of: dict[str, int] = {}
     for i, v in enumerate(source.video_ids):
         first_of.setdefault(v, i)

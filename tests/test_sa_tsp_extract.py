@@ -46,7 +46,7 @@ def setup(tmp_path_factory):
         stage="sa_tsp_extract", mesh=[("data", -1)], init_from=str(root / "params"),
         shards=str(root / "shards" / "*.tfrecord"), dtype="float32", data=dict(batch_size=8),
         clip_length=CLIP, stride=STRIDE, resize=(24, 24), crop=16, read_threads=1,
-        videos_per_chunk=8, gvf_poolings=("max", "avg"), progress_every_s=1e9))
+        videos_per_chunk=8, gvf_poolings=("max", "avg"), progress_every_s=1e9, force=False))
     workdir = str(root / "out")
     summary = extract_features.run(config, workdir)
     return root, ids, model, variables, config, workdir, summary
