@@ -5,7 +5,7 @@
 
 1. Generates the synthetic data set under WORKDIR/data (unless present).
 2. Features: `--features DIR` (per-video `.npy`, e.g. from sa_tsp_extract), else the
-   diagnostic attribute features of `captioner_jax.data.attribute_features` (an upper-bound
+   diagnostic attribute features of `benchmarks/attribute_features.py` (an upper-bound
    input computed from the generator's ground truth, NOT an encoder; say so when quoting).
 3. Trains the captioner in GT-proposal mode (configs/captioner/synthetic.py:mode=gt).
 4. Evaluates (official evaluator, val_1 + val_2, tIoU 0.3/0.5/0.7/0.9) the best checkpoint's
@@ -39,7 +39,7 @@ def main():
 
     from captioner_jax import train
     from captioner_jax.baseline import baseline_submission, most_frequent_caption
-    from captioner_jax.data.attribute_features import write_attribute_features
+    from benchmarks.attribute_features import write_attribute_features
     from captioner_jax.evaluation import evaluate_submission
     from configs.captioner import synthetic
     from data_prep.infra.jax_setup import enable_compilation_cache

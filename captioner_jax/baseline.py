@@ -8,11 +8,10 @@ happens in them. Scored by the official evaluator like any submission.
 from __future__ import annotations
 
 import collections
-import json
-import os
 
 from captioner_jax.evaluation import evaluate_submission
-from data_prep.infra.atomic_files import atomic_write_json
+from data_prep.infra import distributed, paths
+from data_prep.infra.atomic_files import atomic_write_json, read_json
 
 
 def most_frequent_caption(train_captions: dict) -> str:
@@ -33,13 +32,15 @@ def baseline_submission(caption: str, split: dict) -> dict:
 
 
 def run(config, workdir: str) -> dict:
-    with open(config.train_captions, encoding="utf-8") as f:
-        caption = most_frequent_caption(json.load(f))
-    with open(config.split_captions, encoding="utf-8") as f:
-        submission = baseline_submission(caption, json.load(f))
-    atomic_write_json(os.path.join(workdir, "baseline_submission.json"), submission)
-    metrics = evaluate_submission(submission, list(config.references),
-                                  version=str(config.version))
-    metrics["caption"] = caption
-    atomic_write_json(os.path.join(workdir, "baseline_metrics.json"), metrics)
-    return metrics
+    """Stage entry point: writes baseline_submission.json and baseline_metrics.json (process
+    0 computes and writes; the other processes of a multi-host launch get its metrics)."""
+    metrics = None
+    if distributed.is_main_process():
+        caption = most_frequent_caption(read_json(config.train_captions))
+        submission = baseline_submission(caption, read_json(config.split_captions))
+        atomic_write_json(paths.join(workdir, "baseline_submission.json"), submission)
+        metrics = evaluate_submission(submission, list(config.references),
+                                      version=str(config.version))
+        metrics["caption"] = caption
+        atomic_write_json(paths.join(workdir, "baseline_metrics.json"), metrics)
+    return distributed.allgather_objects(metrics)[0]

@@ -2,8 +2,10 @@
 optimizer, and the split readers. Configs stay outside modules (modules get typed fields)."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
-import os
 
 import numpy as np
 import optax
@@ -12,6 +14,8 @@ from captioner_jax.data.features import FeatureLoader, FeatureSource
 from captioner_jax.data.pipeline import CaptionInputConfig
 from captioner_jax.models.pdvc import PDVC
 from data_prep.annotations.activitynet_captions import VideoCaptions, read_captions
+from data_prep.infra import distributed, paths
+from data_prep.infra.atomic_files import atomic_write_json, read_json
 from data_prep.text.caption_vocab import CaptionVocab, build_caption_vocab
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ def read_split(path: str, problems: list[str] | None = None) -> dict[str, VideoC
 def load_vocab(data_cfg, train_videos: dict[str, VideoCaptions] | None = None) -> CaptionVocab:
     """The vocabulary file if given and present, else built from the training captions."""
     path = data_cfg.get("vocab_path") or ""
-    if path and os.path.isfile(path):
+    if path and paths.is_file(path):
         return CaptionVocab.load(path)
     if train_videos is None:
         raise FileNotFoundError(f"caption vocabulary {path!r} not found and no captions given")
@@ -97,15 +101,30 @@ def video_id_table(videos: dict[str, VideoCaptions], limit: int = 0) -> list[str
     return ids[:limit] if limit and limit > 0 else ids
 
 
-def make_mesh(config):
-    """The configured mesh over the first `config.num_devices` devices (0 = all)."""
-    import jax
+def usable_ids(loader, ids, workdir: str, zero_fill: bool, what: str) -> list[str]:
+    """The video ids to use; videos without feature files are reported in
+    workdir/missing_features_<what>.json and left out unless zero-filled (PDVC)."""
+    ids = list(ids)
+    missing = loader.find_missing(ids)
+    if missing:
+        report = paths.join(workdir, f"missing_features_{what}.json")
+        if distributed.is_main_process():
+            atomic_write_json(report, missing)
+        log.warning("%s: %d of %d videos miss feature files (%s); %s", what, len(missing),
+                    len(ids), report, "zero-filled" if zero_fill else "left out")
+        if not zero_fill:
+            ids = [v for v in ids if v not in missing]
+    if not ids:
+        raise ValueError(f"{what}: no video has features")
+    return ids
 
-    from data_prep.infra import mesh as mesh_lib
 
-    devices = jax.devices()
-    n = int(config.get("num_devices", 0) or len(devices))
-    return mesh_lib.make_mesh(tuple(tuple(a) for a in config.mesh), devices=devices[:n])
+def config_fingerprint(config) -> dict:
+    """The resolved config without the per-process `run` block (what every process of a
+    multi-host run must agree on)."""
+    out = config.to_dict()
+    out.pop("run", None)
+    return out
 
 
 def count_params(params) -> int:
@@ -114,24 +133,130 @@ def count_params(params) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-def resumable_training_input(config, workdir: str, train_ids, videos, loader, vocab,
-                             per_host_batch: int, abstract_state, state_shardings):
-    """The training iterator and step checkpointer of a captioner trainer (XE or SCST),
-    restored to the newest checkpoint in `workdir/checkpoints` when there is one.
-
-    Returns (train_iter, checkpointer, restored_state or None, start_step). The iterator's
-    position is checkpointed with the state, so a resumed run sees the batches the killed one
-    would have seen next.
-    """
+def train_iterator(config, train_ids, videos, loader, vocab, per_host_batch: int):
+    """The training iterator of a captioner trainer (XE or SCST): this host's slice, batches
+    of `per_host_batch`; its position is checkpointed with the state (`get_state`)."""
     from captioner_jax.data.pipeline import caption_dataset
-    from data_prep.infra.checkpointing import Checkpointer
 
     in_cfg = input_config(config.data, per_host_batch)
-    train_iter = iter(caption_dataset(train_ids, videos, loader, vocab, in_cfg,
-                                      seed=int(config.seed), train=True))
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                        max_to_keep=int(config.get("keep_checkpoints", 3)),
-                        save_every_steps=int(config.checkpoint_every_steps))
-    restored, start = ckpt.restore_latest(abstract_state, state_shardings,
-                                          data_iterator=train_iter)
-    return train_iter, ckpt, restored, start
+    return iter(caption_dataset(train_ids, videos, loader, vocab, in_cfg,
+                                seed=int(config.seed), train=True))
+
+
+def step_checkpointer(config, workdir: str):
+    """The step checkpoints of a trainer: `workdir/checkpoints`, `config.keep_checkpoints`
+    kept. The trainers decide when to save (`trainer_kit.save_checkpoint`)."""
+    from data_prep.infra.checkpointing import Checkpointer
+
+    return Checkpointer(paths.join(workdir, "checkpoints"),
+                        max_to_keep=int(config.get("keep_checkpoints", 3)))
+
+
+# ---------------------------------------------------------------------- trained-run record
+# A trained run's workdir holds, beside its checkpoints, the vocabulary its output layer was
+# trained with (VOCAB_FILE) and MODEL_INFO: the model config, the vocabulary's size and
+# sha256, the feature dimension and length. Every later stage (SCST, captioner_predict,
+# caption_video) reads them from the run instead of rebuilding them from its own config.
+VOCAB_FILE = "vocab.json"
+MODEL_INFO = "model_info.json"
+MODEL_INFO_FORMAT = 1
+
+
+def vocab_digest(vocab: CaptionVocab) -> str:
+    """sha256 of the vocabulary's word list (ids are positions): equal iff same token ids."""
+    return hashlib.sha256(json.dumps(vocab.words).encode("utf-8")).hexdigest()
+
+
+class VocabularyMismatchError(ValueError):
+    pass
+
+
+def _vocab_text(vocab: CaptionVocab, where: str) -> str:
+    return f"{where} ({vocab.size} words, sha256 {vocab_digest(vocab)[:12]})"
+
+
+def check_vocab_file(vocab: CaptionVocab, data_cfg, where: str) -> None:
+    """Raises VocabularyMismatchError if `data_cfg.vocab_path` names an existing vocabulary
+    file other than `vocab` (the one the run at `where` was trained with)."""
+    path = data_cfg.get("vocab_path") or ""
+    if not path or not paths.is_file(path):
+        return
+    other = CaptionVocab.load(path)
+    if vocab_digest(other) != vocab_digest(vocab):
+        raise VocabularyMismatchError(
+            f"caption vocabulary mismatch: data.vocab_path {_vocab_text(other, path)} is not "
+            f"the vocabulary the checkpoints were trained with, "
+            f"{_vocab_text(vocab, where)}; set data.vocab_path to that file (or leave it "
+            "empty)")
+
+
+def model_info(config, vocab: CaptionVocab, feature_dim: int, model_cfg=None) -> dict:
+    model_cfg = config.model if model_cfg is None else model_cfg
+    model = {k: model_cfg[k] for k in MODEL_FIELDS if k in model_cfg}
+    return {"format": MODEL_INFO_FORMAT, "model": model, "mode": str(config.mode),
+            "feature_dim": int(feature_dim), "num_steps": int(config.data.num_steps),
+            "vocab": {"file": VOCAB_FILE, "size": vocab.size, "sha256": vocab_digest(vocab)}}
+
+
+def write_model_info(workdir: str, info: dict, vocab: CaptionVocab) -> None:
+    """Writes `vocab.json` + `model_info.json` into a trainer's workdir (process 0).
+
+    A workdir that already holds a run with another vocabulary (a resume after the vocabulary
+    changed) is a VocabularyMismatchError: its checkpoints index the old token ids."""
+    info_path = paths.join(workdir, MODEL_INFO)
+    if paths.exists(info_path):
+        old = read_json(info_path).get("vocab", {})
+        if old.get("sha256") != info["vocab"]["sha256"]:
+            raise VocabularyMismatchError(
+                f"caption vocabulary mismatch: {workdir} holds a run trained with another "
+                f"vocabulary ({old.get('size')} words, sha256 {str(old.get('sha256'))[:12]}) "
+                f"than this one ({_vocab_text(vocab, 'now')}); use a new workdir")
+    if distributed.is_main_process():
+        vocab.save(paths.join(workdir, VOCAB_FILE))
+        atomic_write_json(info_path, info)
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A trained captioner run: its workdir, vocabulary and `model_info.json`."""
+
+    workdir: str
+    vocab: CaptionVocab
+    info: dict
+
+    def build_model(self, config_model=None) -> PDVC:
+        """The trained architecture (differences of `config_model` are logged, not used)."""
+        if config_model is not None:
+            differ = sorted(k for k, v in self.info["model"].items()
+                            if k in config_model and config_model[k] != v)
+            if differ:
+                log.warning("model config differs from the trained run %s in %s: using the "
+                            "trained run's values", self.workdir, differ)
+        return build_model(self.info["model"], self.vocab.size + 1)
+
+    def check_feature_dim(self, feature_dim: int) -> None:
+        if int(feature_dim) != int(self.info["feature_dim"]):
+            raise ValueError(
+                f"features have {feature_dim} channels, but the captioner in {self.workdir} "
+                f"was trained on {self.info['feature_dim']}: check data.features")
+
+
+def load_trained_run(workdir: str, data_cfg=None) -> TrainedRun:
+    """The vocabulary and model record of a trained run (see MODEL_INFO above); with
+    `data_cfg`, its `vocab_path` (if it names a file) must be that vocabulary."""
+    info_path = paths.join(workdir, MODEL_INFO)
+    if not paths.exists(info_path):
+        raise FileNotFoundError(
+            f"{info_path} not found: {workdir} is not a trained captioner run (captioner_train "
+            "writes its vocabulary and model record there)")
+    info = read_json(info_path)
+    vocab_path = paths.join(workdir, info["vocab"]["file"])
+    vocab = CaptionVocab.load(vocab_path)
+    if vocab_digest(vocab) != info["vocab"]["sha256"]:
+        raise VocabularyMismatchError(
+            f"caption vocabulary mismatch: {_vocab_text(vocab, vocab_path)} is not the "
+            f"vocabulary recorded in {info_path} ({info['vocab']['size']} words, sha256 "
+            f"{info['vocab']['sha256'][:12]})")
+    if data_cfg is not None:
+        check_vocab_file(vocab, data_cfg, vocab_path)
+    return TrainedRun(workdir, vocab, info)

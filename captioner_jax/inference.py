@@ -2,34 +2,53 @@
 
 Prediction is one jitted function per batch (forward, greedy decoding of every query with
 `lax.scan`, batched over events and videos); PDVC's post-processing runs on the host
-(`postprocess.video_predictions`). The trainer calls `evaluate_split` every N epochs.
+(`postprocess.video_predictions`). The trainers call `evaluate_split` every N epochs/steps.
 
   python launch.py --config configs/captioner/synthetic.py:predict --workdir DIR
-reads the best (else the latest) checkpoint of DIR (or of `predict.checkpoint_dir`: predict
-with a model trained elsewhere), writes DIR/predictions/<split>.json (atomically) and
-DIR/predictions/<split>_metrics.json.
+reads the trained run in DIR (or in `init_from`: predict with a model trained
+elsewhere): its vocabulary and model record (`build.load_trained_run`; a `data.vocab_path`
+naming another vocabulary is an error) and its best (else latest) checkpoint; writes
+DIR/predictions/<split>.json (atomically) and DIR/predictions/<split>_metrics.json.
+
+Multi-host: every process predicts its slice of the videos (`eval.batch_size` is the global
+batch, each host feeds batch / processes of it), the per-video results are gathered on every
+process and ordered as the split's video list, so the submission written by process 0 equals
+the one of a single process. Only process 0 runs the official evaluator and writes files; its
+metrics are broadcast, so every process takes the same best-checkpoint decision.
 """
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from captioner_jax import build, decoding, postprocess
 from captioner_jax.data.pipeline import caption_dataset
 from captioner_jax.objective import forward
-from data_prep.infra.atomic_files import atomic_write_json
+from data_prep.infra import distributed, paths
 from data_prep.infra import mesh as mesh_lib
+from data_prep.infra.atomic_files import atomic_write_json
+from data_prep.infra.checkpointing import Checkpointer
+from data_prep.infra.loop import mesh_for_batch
 from data_prep.infra.progress import Progress
 from data_prep.pipelines.batching import pad_batch
 
 log = logging.getLogger(__name__)
+
+
+def host_rows(tree, mesh):
+    """This process's rows of batch-sharded global arrays (leading axis split over the data
+    axes of `mesh`), as numpy: the inverse of `mesh_lib.global_batch`."""
+    if jax.process_count() > 1:
+        spec = mesh_lib.batch_sharding(mesh).spec
+        tree = multihost_utils.global_array_to_host_local_array(
+            tree, mesh, jax.tree.map(lambda _: spec, tree))
+    return jax.tree.map(np.asarray, tree)
 
 
 def make_predict_fn(model, mode: str, max_len: int):
@@ -54,16 +73,17 @@ def make_predict_fn(model, mode: str, max_len: int):
     return predict
 
 
-def predict_split(predict_fn, params, dataset, video_ids, vocab, sharding, *, batch_size: int,
+def predict_split(predict_fn, params, dataset, video_ids, vocab, mesh, *, batch_size: int,
                   mode: str, post_cfg, progress_total: int | None = None) -> dict:
-    """Runs the model over an evaluation dataset -> {video_id: [entries]} (this host)."""
+    """Runs the model over an evaluation dataset -> {video_id: [entries]} of this host's
+    videos. `batch_size`: videos per host and step."""
     results: dict[str, list[dict]] = {}
+    sharding = mesh_lib.batch_sharding(mesh)
     progress = Progress(progress_total or 0, items_per_step=batch_size, desc="predict",
                         item_name="videos")
     for step, host in enumerate(dataset, 1):
         host = pad_batch(host, batch_size)
-        pred = jax.device_get(predict_fn(params, mesh_lib.global_batch(host, sharding)))
-        pred = {k: np.asarray(v) for k, v in pred.items()}
+        pred = host_rows(predict_fn(params, mesh_lib.global_batch(host, sharding)), mesh)
         for i in range(batch_size):
             if not host["valid"][i]:
                 continue
@@ -93,43 +113,41 @@ def best_score(metrics: dict) -> float:
 
 def evaluate_split(config, model, params, vocab, loader, videos, video_ids, mesh, *,
                    out_path: str | None = None) -> tuple[dict, dict]:
-    """Predict + (optionally) write the submission + evaluate. -> (metrics, results)."""
-    batch = int(config.eval.batch_size)
+    """Predict + (optionally) write the submission + evaluate. -> (metrics, results), the
+    same on every process (see the module docstring)."""
+    global_batch = int(config.eval.batch_size)
+    if global_batch % jax.process_count():
+        raise ValueError(f"eval.batch_size {global_batch} is not divisible by the "
+                         f"{jax.process_count()} processes")
+    batch = global_batch // jax.process_count()
     in_cfg = build.input_config(config.data, batch)
     ds = caption_dataset(video_ids, videos, loader, vocab, in_cfg, seed=0, train=False)
     predict_fn = _cached_predict_fn(model, config.mode, int(config.eval.max_len))
     start = time.perf_counter()
     results = predict_split(
-        predict_fn, params, ds, video_ids, vocab, mesh_lib.batch_sharding(mesh),
-        batch_size=batch, mode=config.mode, post_cfg=config.eval,
-        progress_total=-(-len(video_ids) // batch))
-    results = gather_results(results)
+        predict_fn, params, ds, video_ids, vocab, mesh, batch_size=batch, mode=config.mode,
+        post_cfg=config.eval, progress_total=-(-len(video_ids) // global_batch))
+    results = gather_results(results, video_ids)
     seconds = time.perf_counter() - start
-    if out_path and jax.process_index() == 0:
-        atomic_write_json(out_path, postprocess.submission(results))
-    metrics = {"predict_seconds": seconds, "videos": len(results)}
-    refs = [r for r in config.eval.references if r]
-    if refs and results:
-        metrics.update(evaluate_results(results, refs, config.eval))
+    metrics = {"videos": len(results)}
+    if distributed.is_main_process():
+        if out_path:
+            atomic_write_json(out_path, postprocess.submission(results))
+        refs = [r for r in config.eval.references if r]
+        if refs and results:
+            metrics.update(evaluate_results(results, refs, config.eval))
+    metrics = distributed.allgather_objects(metrics)[0]
+    metrics["predict_seconds"] = seconds
     return metrics, results
 
 
-def gather_results(results: dict) -> dict:
-    """Merges every host's {video_id: entries} (each host predicts its own slice) on all
-    hosts, through JAX's collectives (no shared filesystem needed). One host: unchanged."""
-    if jax.process_count() == 1:
-        return results
-    from jax.experimental import multihost_utils
-
-    data = np.frombuffer(json.dumps(results).encode("utf-8"), np.uint8)
-    sizes = multihost_utils.process_allgather(np.asarray([len(data)], np.int64))
-    padded = np.zeros(int(np.max(sizes)), np.uint8)
-    padded[: len(data)] = data
-    every = multihost_utils.process_allgather(padded)
+def gather_results(results: dict, video_ids) -> dict:
+    """Every host's {video_id: entries} merged on all hosts (JAX collectives, no shared
+    filesystem needed), in the order of `video_ids` (so the JSON equals a 1-process one)."""
     merged = {}
-    for size, row in zip(np.asarray(sizes).reshape(-1), np.asarray(every)):
-        merged.update(json.loads(bytes(row[: int(size)]).decode("utf-8")))
-    return merged
+    for part in distributed.allgather_objects(results):
+        merged.update(part)
+    return {v: merged[v] for v in video_ids if v in merged}
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,22 +156,18 @@ def _cached_predict_fn(model, mode, max_len):
 
 
 def restore_params(workdir: str, abstract_params=None):
-    """Params of the best checkpoint in `workdir/best`, else of the latest training one."""
-    from data_prep.infra.checkpointing import Checkpointer
-
-    for sub, key in (("best", "params"), ("checkpoints", "params")):
-        directory = os.path.join(workdir, sub)
-        if not os.path.isdir(directory):
+    """Params of the best checkpoint in `workdir/best`, else of the latest training one.
+    -> (params, "best" | "checkpoints", step)."""
+    for sub in ("best", "checkpoints"):
+        directory = paths.join(workdir, sub)
+        if not paths.is_dir(directory):
             continue
-        ckpt = Checkpointer(directory)
-        step = ckpt.latest_step()
-        if step is None:
-            ckpt.close()
-            continue
-        state = ckpt.restore(step, None)
-        ckpt.close()
+        with Checkpointer(directory) as ckpt:
+            step = ckpt.latest_step()
+            if step is None:
+                continue
+            params = ckpt.restore(step, None)["params"]
         log.info("restored %s params of step %d", sub, step)
-        params = state[key]
         if abstract_params is not None:
             params = jax.tree.map(lambda a, x: jnp.asarray(x, a.dtype), abstract_params, params)
         return params, sub, step
@@ -162,25 +176,28 @@ def restore_params(workdir: str, abstract_params=None):
 
 def run(config, workdir: str) -> dict:
     """Stage entry point (see the module docstring)."""
+    trained_dir = config.init_from or workdir
+    trained = build.load_trained_run(trained_dir, config.data)
     split_path = config.predict.captions or config.data.val_captions
-    train_videos = build.read_split(config.data.train_captions) if config.data.get(
-        "train_captions") else None
-    vocab = build.load_vocab(config.data, train_videos)
     videos = build.read_split(split_path)
     video_ids = build.video_id_table(videos, int(config.data.get("max_val_videos", 0)))
+    distributed.check_same_across_processes(
+        {"split": split_path, "videos": video_ids, "trained": trained.info},
+        "captioner_predict inputs")
     loader = build.feature_loader(config.data)
-    mesh = build.make_mesh(config)
-    model = build.build_model(config.model, vocab.size + 1)
-    params, which, step = restore_params(config.init_from or workdir)
+    trained.check_feature_dim(loader.load(video_ids[0]).shape[1])
+    mesh, _ = mesh_for_batch(config.mesh, int(config.eval.batch_size), int(config.num_devices))
+    model = trained.build_model(config.model)
+    params, which, step = restore_params(trained_dir)
     params = jax.device_put(params, mesh_lib.replicated(mesh))
-    name = os.path.splitext(os.path.basename(split_path))[0]
-    out_dir = os.path.join(workdir, "predictions")
-    os.makedirs(out_dir, exist_ok=True)
-    metrics, _ = evaluate_split(config, model, params, vocab, loader, videos, video_ids, mesh,
-                                out_path=os.path.join(out_dir, f"{name}.json"))
+    name = paths.as_path(split_path).stem
+    out_dir = paths.join(workdir, "predictions")
+    metrics, _ = evaluate_split(config, model, params, trained.vocab, loader, videos,
+                                video_ids, mesh, out_path=paths.join(out_dir, f"{name}.json"))
     metrics.update(checkpoint=which, checkpoint_step=step)
-    atomic_write_json(os.path.join(out_dir, f"{name}_metrics.json"),
-                      json.loads(json.dumps(metrics, default=float)))
+    if distributed.is_main_process():
+        atomic_write_json(paths.join(out_dir, f"{name}_metrics.json"), metrics,
+                          default=float)
     log.info("predictions of %s: %s", name, {k: v for k, v in metrics.items()
                                              if not isinstance(v, dict)})
     return metrics

@@ -41,19 +41,32 @@ def forward(model: PDVC, params, batch: dict, mode: str, train: bool, rng=None) 
                        batch["duration"], proposals, proposal_valid, train=train, rngs=rngs)
 
 
+def matching_costs(out: dict, batch: dict, costs: MatcherCosts) -> jax.Array:
+    """Mode "queries": the matching cost of every decoder layer, [layers, B, N, G]."""
+    return jnp.stack([
+        matcher.matching_cost(
+            out["logits"][layer], out["boxes"][layer], batch["gt_boxes"],
+            cost_class=costs.cost_class, cost_bbox=costs.cost_bbox, cost_giou=costs.cost_giou,
+            alpha=costs.alpha, gamma=costs.gamma)
+        for layer in range(out["logits"].shape[0])])
+
+
 def assignments(out: dict, batch: dict, mode: str, costs: MatcherCosts) -> list[jax.Array]:
     """Per decoder layer: [B, N] ground-truth index of every query or -1."""
     num_layers, _, n = out["logits"].shape
     if mode == "gt_proposals":
         return [matcher.identity_assign(n, batch["gt_valid"])] * num_layers
-    result = []
-    for layer in range(num_layers):
-        cost = matcher.matching_cost(
-            out["logits"][layer], out["boxes"][layer], batch["gt_boxes"],
-            cost_class=costs.cost_class, cost_bbox=costs.cost_bbox, cost_giou=costs.cost_giou,
-            alpha=costs.alpha, gamma=costs.gamma)
-        result.append(matcher.hungarian_assign(cost, batch["gt_valid"]))
-    return result
+    return [matcher.hungarian_assign(cost, batch["gt_valid"])
+            for cost in matching_costs(out, batch, costs)]
+
+
+def query_matching_costs(model: PDVC, params, batch: dict, rng, costs: MatcherCosts,
+                         train: bool = True) -> jax.Array:
+    """The costs [layers, B, N, G] that `compute_losses(..., rng)` matches in mode "queries"
+    (same forward, same dropout key), for solving the assignment outside the jitted step."""
+    fwd_rng, _ = jax.random.split(rng)
+    out = forward(model, params, batch, "queries", train, fwd_rng)
+    return matching_costs(out, batch, costs)
 
 
 def matched_captions(batch: dict, assignment: jax.Array):
@@ -65,12 +78,16 @@ def matched_captions(batch: dict, assignment: jax.Array):
 
 
 def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: MatcherCosts,
-                   weights: dict[str, float], train: bool = True):
-    """-> (total loss, dict of every loss term, model outputs)."""
+                   weights: dict[str, float], train: bool = True, assign=None):
+    """-> (total loss, dict of every loss term, model outputs).
+
+    `assign`: optional per-layer assignments ([B, N] each) solved outside this function
+    (from `query_matching_costs`); None matches here (`assignments`)."""
     fwd_rng, cap_rng = jax.random.split(rng)
     out = forward(model, params, batch, mode, train, fwd_rng)
     num_layers, b, n = out["logits"].shape
-    assign = assignments(out, batch, mode, costs)
+    if assign is None:
+        assign = assignments(out, batch, mode, costs)
     terms = {}
     for layer in range(num_layers):
         suffix = "" if layer == num_layers - 1 else f"_{layer}"

@@ -2,109 +2,96 @@
 
   python launch.py --config configs/captioner/synthetic.py --workdir DIR
 
-Sections: data (captions, vocabulary, features; missing features reported) -> mesh ->
-model and abstract init -> jit(init, out_shardings) -> donated jitted update step (forward,
-per-layer Hungarian matching on the host, PDVC's losses, Adam + L2 decay + grad clipping,
-PDVC's step schedule) -> Orbax checkpoint of {params, opt_state, step} + Grain iterator,
-automatic resume -> loop with metrics (JSON lines / TensorBoard), progress + ETA, NaN guard
--> evaluation every `eval_every_epochs` (official metrics on the validation split), keeping the
-best parameters by METEOR + SODA_c (PDVC's "dvc" criterion) in DIR/best.
+`run` reads top to bottom in sections: data (captions, vocabulary, features; missing features
+reported) -> mesh (checked against the batch and the hosts) -> model, optimizer and the
+trained-run record (DIR/vocab.json + DIR/model_info.json, read by every later stage) ->
+jitted steps -> resources (checkpoints, metrics, preemption guard; closed on every exit) ->
+restore or init -> evaluations left undone by a kill -> loop.
+
+The loop: one donated jitted update per step (forward, per-layer Hungarian matching, PDVC's
+losses, Adam + L2 decay + grad clipping, PDVC's step schedule); every `log_every_steps` one
+metrics line whose values ("loss" included) are the means over the steps since the previous
+line; Orbax checkpoint {params, opt_state, step} + Grain iterator every
+`checkpoint_every_steps`; on SIGTERM a checkpoint of the current step and a clean return
+("preempted": True); every `eval_every_epochs` the official metrics on the validation split,
+the best parameters by METEOR + SODA_c (PDVC's "dvc" criterion) in DIR/best. Resume is exact
+(see `captioner_jax.trainer_kit`).
+
+Learned-proposal mode ("queries") matches on the host between two jitted programs: a forward
+gives the matching costs, SciPy's Hungarian solver assigns on the host, and the update step
+takes the assignment as an input. A `jax.pure_callback` inside the step would do the same in
+one program, but JAX never writes programs with host callbacks to the persistent
+compilation cache, so every restart recompiled the step (minutes).
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import dataclasses
+import functools
 import logging
-import math
-import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from captioner_jax import build, inference
-from captioner_jax.objective import MatcherCosts, compute_losses
-from data_prep.infra.atomic_files import atomic_write_json
+from captioner_jax import build, inference, trainer_kit
+from captioner_jax.matcher import hungarian_assign_host
+from captioner_jax.objective import MatcherCosts, compute_losses, query_matching_costs
+from data_prep.infra import distributed, paths
 from data_prep.infra import mesh as mesh_lib
+from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra.checkpointing import Checkpointer
+from data_prep.infra.loop import itstime, mesh_for_batch
 from data_prep.infra.metrics import MetricWriter
-from data_prep.infra.progress import Progress, check_finite
+from data_prep.infra.preemption import PreemptionGuard
+from data_prep.infra.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
-def _train_ids(loader, videos, workdir, zero_fill: bool, what: str) -> list[str]:
-    ids = list(videos)
-    missing = loader.find_missing(ids)
-    if missing:
-        atomic_write_json(os.path.join(workdir, f"missing_features_{what}.json"), missing)
-        log.warning("%s: %d of %d videos miss feature files (%s); %s", what, len(missing),
-                    len(ids), os.path.join(workdir, f"missing_features_{what}.json"),
-                    "zero-filled" if zero_fill else "left out")
-        if not zero_fill:
-            ids = [v for v in ids if v not in missing]
-    if not ids:
-        raise ValueError(f"{what}: no video has features")
-    return ids
+@dataclasses.dataclass
+class _Data:
+    train_videos: dict
+    val_videos: dict
+    train_ids: list
+    val_ids: list
+    vocab: object
+    loader: object
+    feature_dim: int
 
 
-def run(config, workdir: str) -> dict:
-    os.makedirs(workdir, exist_ok=True)
-    # ------------------------------------------------------------------ data
+def _load_data(config, workdir: str) -> _Data:
     train_videos = build.read_split(config.data.train_captions)
     vocab = build.load_vocab(config.data, train_videos)
-    vocab.save(os.path.join(workdir, "vocab.json"))
     loader = build.feature_loader(config.data)
     zero_fill = bool(config.data.zero_fill_missing)
-    train_ids = _train_ids(loader, train_videos, workdir, zero_fill, "train")
+    train_ids = build.usable_ids(loader, train_videos, workdir, zero_fill, "train")
     val_videos = build.read_split(config.data.val_captions) if config.data.val_captions else {}
     val_ids = []
     if val_videos:
-        val_ids = _train_ids(loader, val_videos, workdir, zero_fill, "val")
+        val_ids = build.usable_ids(loader, val_videos, workdir, zero_fill, "val")
         val_ids = build.video_id_table({v: None for v in val_ids},
                                        int(config.data.get("max_val_videos", 0)))
     feature_dim = loader.load(train_ids[0]).shape[1]
+    return _Data(train_videos, val_videos, train_ids, val_ids, vocab, loader, feature_dim)
 
-    # ------------------------------------------------------------------ mesh, model, state
-    mesh = build.make_mesh(config)
-    global_batch = int(config.data.batch_size)
-    if global_batch % jax.process_count():
-        raise ValueError(f"batch {global_batch} not divisible by {jax.process_count()} hosts")
-    per_host = global_batch // jax.process_count()
-    steps_per_epoch = max(len(train_ids) // global_batch, 1)
-    num_epochs = int(config.num_epochs)
-    total_steps = int(config.get("total_steps", 0) or num_epochs * steps_per_epoch)
-    model = build.build_model(config.model, vocab.size + 1)
-    tx, schedule = build.build_optimizer(config.optim, steps_per_epoch, num_epochs)
-    t = int(config.data.num_steps)
-    dummy = (jnp.zeros((1, t, feature_dim)), jnp.ones((1, t), bool), jnp.ones((1,)))
 
-    def init_state(key):
-        params = model.init({"params": key}, *dummy, method=type(model).init_all)["params"]
-        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+def make_train_step(model, tx, schedule, *, mode: str, costs: MatcherCosts, weights: dict,
+                    state_sharding, metric_sharding):
+    """Donated jitted (state, batch, step_key, assign) -> (state, metrics).
 
-    key = jax.random.PRNGKey(int(config.seed))
-    abstract = jax.eval_shape(init_state, jax.random.fold_in(key, 0))
-    rule = str(config.get("sharding", "replicate"))
-    shardings = mesh_lib.param_shardings(abstract, mesh, rule=rule)
-    state = jax.jit(init_state, out_shardings=shardings)(jax.random.fold_in(key, 0))
-    log.info("PDVC: %d parameters, feature dim %d, vocabulary %d (+1), %d train videos, "
-             "%d steps/epoch, %d steps", build.count_params(abstract["params"]), feature_dim,
-             vocab.size, len(train_ids), steps_per_epoch, total_steps)
+    `assign` [B, layers, N] int32: the matched GT event of every query per decoder layer
+    (mode "queries", from `make_match_costs` + the host solver); None in GT-proposal mode.
+    """
 
-    # ------------------------------------------------------------------ update step
-    mode = str(config.mode)
-    costs = MatcherCosts(**dict(config.matcher))
-    weights = {k: float(v) for k, v in dict(config.loss_weights).items()}
-    # The key is an argument, not a closure constant, so runs with different seeds (ensemble
-    # members) share one compiled step through the persistent compilation cache.
-    step_key = jax.device_put(jax.random.fold_in(key, 1), mesh_lib.replicated(mesh))
-
-    def train_step(state, batch, step_key):
+    def train_step(state, batch, step_key, assign):
         rng = jax.random.fold_in(step_key, state["step"])
+        per_layer = None if assign is None else list(jnp.moveaxis(assign, 1, 0))
 
         def loss_fn(params):
             total, terms, _ = compute_losses(model, params, batch, rng, mode=mode, costs=costs,
-                                             weights=weights, train=True)
+                                             weights=weights, train=True, assign=per_layer)
             return total, terms
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
@@ -114,63 +101,169 @@ def run(config, workdir: str) -> dict:
                        lr=schedule(state["step"]))
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
-    train_step = jax.jit(train_step, donate_argnums=(0,),
-                         out_shardings=(shardings, mesh_lib.replicated(mesh)))
+    return jax.jit(train_step, donate_argnums=(0,),
+                   out_shardings=(state_sharding, metric_sharding))
+
+
+def make_match_costs(model, costs: MatcherCosts, batch_sharding):
+    """jitted (params, batch, step_key, step) -> matching costs [B, layers, N, G] of the
+    training forward of `step` (the same dropout key as the update step uses)."""
+
+    def match_costs(params, batch, step_key, step):
+        rng = jax.random.fold_in(step_key, step)
+        return jnp.moveaxis(query_matching_costs(model, params, batch, rng, costs), 0, 1)
+
+    return jax.jit(match_costs, out_shardings=batch_sharding)
+
+
+def host_assignment(cost_rows: np.ndarray, gt_valid: np.ndarray) -> np.ndarray:
+    """This host's costs [b, layers, N, G] and gt_valid [b, G] -> int32 [b, layers, N]
+    (SciPy's Hungarian solver, one problem per video and layer)."""
+    num_gt = np.asarray(gt_valid).sum(axis=1)
+    return np.stack([hungarian_assign_host(cost_rows[:, layer], num_gt)
+                     for layer in range(cost_rows.shape[1])], axis=1)
+
+
+def _evaluate(step: int, *, config, model, params, data: _Data, mesh, workdir: str,
+              writer: MetricWriter, best_ckpt: Checkpointer, evals: trainer_kit.EvaluationLog,
+              steps_per_epoch: int) -> dict:
+    """Validation at `step`: predictions/val_step<step>.json, best checkpoint and
+    best_metrics.json, then the evaluation record, then the metrics line (in that order, so
+    a kill anywhere in here makes the resumed run redo the whole evaluation)."""
+    out_path = paths.join(workdir, "predictions", f"val_step{step}.json")
+    val_metrics, _ = inference.evaluate_split(
+        config, model, params, data.vocab, data.loader, data.val_videos, data.val_ids, mesh,
+        out_path=out_path)
+    score = inference.best_score(val_metrics)
+    flat = dict(trainer_kit.metrics_line(val_metrics), epoch=step / steps_per_epoch,
+                score=score)
+    best = max((float(e["score"]) for e in evals.evals), default=-np.inf)
+    log.info("epoch %.2f step %d: METEOR %.3f SODA_c %.3f (best before %.3f)", flat["epoch"],
+             step, flat.get("METEOR", float("nan")), flat.get("SODA_c", float("nan")), best)
+    if score > best:
+        if step not in best_ckpt.all_steps():  # a kill after this save redoes the evaluation
+            best_ckpt.save(step, {"params": params}, force=True)
+            best_ckpt.wait()
+        if distributed.is_main_process():
+            atomic_write_json(paths.join(workdir, "best_metrics.json"),
+                              {"score": score, "step": step, "metrics": flat})
+    evals.record(step, flat)
+    writer.write(step, flat, split="val")
+    return flat
+
+
+def run(config, workdir: str) -> dict:
+    """Stage entry point (see the module docstring). Returns {"steps", "best_score",
+    "last_val"} or, when preempted, {"steps": the checkpointed step, "preempted": True}."""
+    paths.make_dirs(workdir)
+    # ------------------------------------------------------------------ data
+    data = _load_data(config, workdir)
+    distributed.check_same_across_processes(
+        {"config": build.config_fingerprint(config), "train": data.train_ids, "val": data.val_ids},
+        "captioner_train config and data")
+
+    # ------------------------------------------------------------------ mesh
+    global_batch = int(config.data.batch_size)
+    mesh, per_host = mesh_for_batch(config.mesh, global_batch, int(config.num_devices))
     batch_sharding = mesh_lib.batch_sharding(mesh)
+    replicated = mesh_lib.replicated(mesh)
 
-    # ------------------------------------------------------------------ input, checkpoints
-    train_iter, ckpt, restored, start = build.resumable_training_input(
-        config, workdir, train_ids, train_videos, loader, vocab, per_host, abstract, shardings)
-    if restored is not None:
-        state = restored
-        log.info("resumed from step %d", start)
-    best_ckpt = Checkpointer(os.path.join(workdir, "best"), max_to_keep=1)
-    best_path = os.path.join(workdir, "best_metrics.json")
-    best = -math.inf
-    if os.path.isfile(best_path):
-        with open(best_path) as f:
-            best = float(json.load(f)["score"])
+    # ------------------------------------------------------------------ model, optimizer
+    steps_per_epoch = max(len(data.train_ids) // global_batch, 1)
+    num_epochs = int(config.num_epochs)
+    total_steps = int(config.get("total_steps", 0) or num_epochs * steps_per_epoch)
+    model = build.build_model(config.model, data.vocab.size + 1)
+    tx, schedule = build.build_optimizer(config.optim, steps_per_epoch, num_epochs)
+    build.write_model_info(workdir, build.model_info(config, data.vocab, data.feature_dim),
+                           data.vocab)
+    t = int(config.data.num_steps)
+    dummy = (jnp.zeros((1, t, data.feature_dim)), jnp.ones((1, t), bool), jnp.ones((1,)))
 
-    # ------------------------------------------------------------------ loop
-    writer = MetricWriter(workdir)
-    progress = Progress(total_steps, items_per_step=global_batch, desc="captioner",
-                        item_name="videos")
-    eval_every = int(config.eval_every_epochs) * steps_per_epoch
+    def init_state(key):
+        params = model.init({"params": key}, *dummy, method=type(model).init_all)["params"]
+        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+    key = jax.random.key(int(config.seed))
+    init_key = jax.random.fold_in(key, 0)
+    abstract = jax.eval_shape(init_state, init_key)
+    shardings = mesh_lib.param_shardings(abstract, mesh, rule=str(config.get("sharding",
+                                                                              "replicate")))
+    log.info("PDVC: %d parameters, feature dim %d, vocabulary %d (+1), %d train videos, "
+             "%d steps/epoch, %d steps", build.count_params(abstract["params"]),
+             data.feature_dim, data.vocab.size, len(data.train_ids), steps_per_epoch,
+             total_steps)
+
+    # ------------------------------------------------------------------ jitted steps
+    mode = str(config.mode)
+    costs = MatcherCosts(**dict(config.matcher))
+    weights = {k: float(v) for k, v in dict(config.loss_weights).items()}
+    train_step = make_train_step(model, tx, schedule, mode=mode, costs=costs, weights=weights,
+                                 state_sharding=shardings, metric_sharding=replicated)
+    match_costs = make_match_costs(model, costs, batch_sharding) if mode == "queries" else None
+    # The key is an argument, not a closure constant, so runs with different seeds (ensemble
+    # members) share one compiled step through the persistent compilation cache.
+    step_key = jax.device_put(jax.random.fold_in(key, 1), replicated)
+
+    # ------------------------------------------------------------------ resources
     log_every = int(config.log_every_steps)
-    last_val = {}
-    for step in range(start + 1, total_steps + 1):
-        host = next(train_iter)
-        batch = mesh_lib.global_batch(host, batch_sharding)
-        state, metrics = train_step(state, batch, step_key)
-        if step % log_every == 0 or step == total_steps or step == start + 1:
-            metrics = jax.device_get(metrics)
-            check_finite(metrics["loss"], step)
-            metrics.update(progress.rates(step))
-            writer.write(step, metrics)
-        progress.update(step)
-        ckpt.save(step, state, train_iter)
-        if val_ids and eval_every > 0 and (step % eval_every == 0 or step == total_steps):
-            epoch = step / steps_per_epoch
-            out_path = os.path.join(workdir, "predictions", f"val_step{step}.json")
-            os.makedirs(os.path.dirname(out_path), exist_ok=True)
-            val_metrics, _ = inference.evaluate_split(
-                config, model, state["params"], vocab, loader, val_videos, val_ids, mesh,
-                out_path=out_path)
-            flat = {k: v for k, v in val_metrics.items() if isinstance(v, int | float)}
-            writer.write(step, dict(flat, epoch=epoch), split="val")
-            last_val = flat
-            score = inference.best_score(val_metrics)
-            log.info("epoch %.2f step %d: METEOR %.3f SODA_c %.3f (best so far %.3f)", epoch,
-                     step, flat.get("METEOR", float("nan")), flat.get("SODA_c", float("nan")),
-                     best)
-            if score > best:
-                best = score
-                best_ckpt.save(step, {"params": state["params"]}, force=True)
-                best_ckpt.wait()
-                atomic_write_json(best_path, {"score": score, "step": step, "metrics": flat})
-    if ckpt.latest_step() != total_steps:
-        ckpt.save(total_steps, state, train_iter, force=True)
-    ckpt.close()
-    best_ckpt.close()
-    writer.close()
-    return {"steps": total_steps, "best_score": best, "last_val": last_val}
+    ckpt_every = int(config.checkpoint_every_steps)
+    eval_every = int(config.eval_every_epochs) * steps_per_epoch if data.val_ids else 0
+    with contextlib.ExitStack() as stack:
+        ckpt = stack.enter_context(build.step_checkpointer(config, workdir))
+        best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
+        writer = stack.enter_context(MetricWriter(workdir))
+        guard = stack.enter_context(PreemptionGuard())
+        window = trainer_kit.ResumableWindow(paths.join(workdir, "metric_windows"))
+        train_iter = build.train_iterator(config, data.train_ids, data.train_videos,
+                                          data.loader, data.vocab, per_host)
+
+        # -------------------------------------------------------------- restore or init
+        state, start = trainer_kit.restore_or_init(
+            ckpt, window, writer, abstract, shardings,
+            lambda: jax.jit(init_state, out_shardings=shardings)(init_key), train_iter)
+        evals = trainer_kit.EvaluationLog(paths.join(workdir, "evaluations.json"))
+
+        evaluate = functools.partial(
+            _evaluate, config=config, model=model, data=data, mesh=mesh, workdir=workdir,
+            writer=writer, best_ckpt=best_ckpt, evals=evals, steps_per_epoch=steps_per_epoch)
+
+        # -------------------------------------------------------------- undone evaluation
+        if start and itstime(start, eval_every, total_steps) and eval_every:
+            if evals.done(start):
+                trainer_kit.restore_eval_line(writer, evals, start)
+            else:
+                log.info("the evaluation of step %d did not complete: running it", start)
+                evaluate(start, params=state["params"])
+
+        # -------------------------------------------------------------- loop
+        progress = Progress(total_steps, items_per_step=global_batch, desc="captioner",
+                            item_name="videos")
+        for step in range(start + 1, total_steps + 1):
+            host = next(train_iter)
+            batch = mesh_lib.global_batch(host, batch_sharding)
+            assign = None
+            if match_costs is not None:
+                cost = inference.host_rows(
+                    match_costs(state["params"], batch, step_key, state["step"]), mesh)
+                assign = mesh_lib.global_batch(
+                    {"a": host_assignment(cost, host["gt_valid"])}, batch_sharding)["a"]
+            state, metrics = train_step(state, batch, step_key, assign)
+            window.add(metrics)
+            if itstime(step, log_every, total_steps):
+                writer.write(step, dict(window.flush(step), **progress.rates(step)))
+            progress.update(step)
+            trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every)
+            if guard.should_stop(step):
+                trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
+                                            force=True)
+                log.warning("preempted: stopped after the checkpoint of step %d", step)
+                return {"steps": step, "preempted": True}
+            if eval_every and itstime(step, eval_every, total_steps):
+                evaluate(step, params=state["params"])
+        trainer_kit.save_checkpoint(ckpt, window, total_steps, state, train_iter, ckpt_every,
+                                    force=True)
+
+    last = evals.evals[-1] if evals.evals else {}
+    best = max((float(e["score"]) for e in evals.evals), default=-np.inf)
+    return {"steps": total_steps, "best_score": best,
+            "last_val": {k: v for k, v in last.items() if k not in ("step", "score")}}

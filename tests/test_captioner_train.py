@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.attribute_features import write_attribute_features
 from captioner_jax import inference, train
-from captioner_jax.data.attribute_features import write_attribute_features
 from configs.captioner import synthetic
 from data_prep.infra.metrics import read_metrics
 

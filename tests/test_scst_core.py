@@ -6,7 +6,12 @@ import pytest
 import scipy.stats
 
 from captioner_jax.scst.loss import advantages, scst_loss
-from captioner_jax.scst.rewards import CaptionReward, decode_batch, sample_and_greedy_rewards
+from captioner_jax.scst.rewards import (
+    CaptionReward,
+    batch_rewards,
+    caption_texts,
+    sample_and_greedy_rewards,
+)
 from captioner_jax.scst.sampler import (
     carry_tiling_decoder,
     make_sampler,
@@ -191,10 +196,16 @@ class _Length:
         return np.array([len(h.split()) for h in hyps], float)
 
 
+class _Vocab:
+    words = {1: "a", 2: "red", 3: "ball", 4: "cube", 5: "blue"}
+
+    def word(self, i):
+        return self.words[i]
+
+
 def test_rewards_mix_and_layout():
-    vocab = {1: "a", 2: "red", 3: "ball", 4: "cube"}
     tokens = np.array([[1, 2, 3, 0, 4], [1, 4, 0, 0, 0], [2, 2, 2, 2, 2], [0, 1, 1, 1, 1]])
-    sents = decode_batch(tokens, lambda ids: " ".join(vocab[i] for i in ids), eos_id=0)
+    sents = caption_texts(tokens, _Vocab())
     assert sents == ["a red ball", "a cube", "red red red red red", ""]
     reward = CaptionReward({"overlap": (0.95, _Overlap()), "length": (0.05, _Length())})
     refs = [["a red ball"], ["a blue cube"]]
@@ -206,9 +217,30 @@ def test_rewards_mix_and_layout():
         sample_r, [[0.95 + 0.15, 0.95 * 0.5 + 0.1], [0.0 + 0.25, 0.0]], rtol=1e-12
     )
     np.testing.assert_allclose(greedy_r, [0.95 + 0.1, 0.95 + 0.05])
-    assert logs["reward/length_greedy"] == pytest.approx(1.5)
+    assert logs["length_greedy"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="K=3"):
         sample_and_greedy_rewards(reward, sents, None, refs, num_samples=3)
+
+
+def test_batch_rewards_what_the_trainer_computes():
+    """`batch_rewards` (the SCST trainer's host step) on 3 event slots, the middle one padding:
+    rewards only for real events, advantages vs the greedy baseline, masks through EOS."""
+    captions = np.array([[0, 1, 2, 3, 0], [0, 4, 0, 0, 0], [0, 1, 5, 4, 0]])  # BOS first
+    valid = np.array([True, False, True])
+    samples = np.array([[1, 2, 3, 0], [1, 0, 0, 0],     # event 0: "a red ball", "a"
+                        [4, 4, 4, 4], [4, 0, 0, 0],     # padding slot
+                        [1, 5, 4, 0], [2, 2, 0, 0]])    # event 2: "a blue cube", "red red"
+    greedy = np.array([[1, 3, 0, 0], [4, 0, 0, 0], [1, 4, 0, 0]])
+    reward = CaptionReward({"overlap": (1.0, _Overlap())})
+    adv, mask, metrics = batch_rewards(captions, valid, samples, greedy, _Vocab(), reward,
+                                       num_samples=2, baseline="greedy")
+    np.testing.assert_allclose(adv, [1 - 1, 1 - 1, 0, 0, 1 - 1, 0 - 1])
+    np.testing.assert_array_equal(mask, [[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0],
+                                         [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]])
+    assert metrics["events"] == 2 and metrics["reward_greedy"] == 1.0
+    assert metrics["reward_sample"] == pytest.approx(0.75)
+    assert metrics["overlap_sample"] == pytest.approx(0.75)
+    assert metrics["sample_len"] == pytest.approx((4 + 2 + 4 + 3) / 4)
 
 
 def test_update_step_trains_only_the_selected_subset(decode_fn, params, feats):

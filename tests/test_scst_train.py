@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from captioner_jax.data.attribute_features import write_attribute_features
+from benchmarks.attribute_features import write_attribute_features
 from captioner_jax.scst import train_scst
-from captioner_jax.scst.scst_data import caption_texts, split_validation
+from captioner_jax.scst.scst_data import split_validation
 from configs.captioner import synthetic_scst
 from data_prep.infra.metrics import read_metrics
 
@@ -38,15 +38,6 @@ def test_split_validation_is_seeded_and_disjoint():
     assert len(a) == 8 and len(b) == 2 and not set(a) & set(b) and set(a) | set(b) == set(ids)
     assert split_validation(list(reversed(ids)), 0.8, seed=3) == (a, b)
     assert split_validation(ids, 0.0, seed=3) == ([], sorted(ids))
-
-
-def test_caption_texts_cut_at_eos():
-    class Vocab:
-        def word(self, i):
-            return {1: "a", 2: "red", 3: "ball"}[i]
-
-    assert caption_texts(np.array([[1, 2, 3, 0, 2], [0, 1, 1, 1, 1]]), Vocab()) == [
-        "a red ball", ""]
 
 
 def test_scst_stage_runs_and_resumes(synthetic_dataset, features_dim, tmp_path):

@@ -13,15 +13,21 @@ normalised `(x - mean) / std` (PDVC `data_norm`), then all are concatenated on c
 
 A missing file is reported; with `zero_fill_missing` it is replaced by zeros as PDVC does
 (`read_file`: zeros (100, dim)), otherwise `MissingFeatureError` names the video and file.
+
+Paths go through the path layer (`data_prep.infra.paths`): feature folders and HDF5 files may
+be `gs://...`. `.npy` files are read from a file object; an HDF5 file (h5py needs a local
+file) is opened from a local copy staged once per loader and removed by `close()`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from data_prep.infra import paths
 
 log = logging.getLogger(__name__)
 FORMATS = ("npy", "hdf5", "bmt_i3d")
@@ -95,6 +101,7 @@ class FeatureLoader:
         self.rescale = rescale
         self._dims: dict[str, int] = {s.name: s.dim for s in sources if s.dim}
         self._h5: dict[str, object] = {}
+        self._staged = contextlib.ExitStack()  # local copies of remote HDF5 files
         self.missing: dict[str, list[str]] = {}  # video id -> names of missing sources
 
     # -------------------------------------------------------------------- single source
@@ -102,13 +109,24 @@ class FeatureLoader:
         if source.name not in self._h5:
             import h5py
 
-            self._h5[source.name] = h5py.File(source.path, "r")
+            local = self._staged.enter_context(paths.local_copy(source.path))
+            self._h5[source.name] = h5py.File(local, "r")
         return self._h5[source.name]
+
+    def close(self) -> None:
+        """Closes HDF5 files and removes local copies of remote ones."""
+        for f in self._h5.values():
+            f.close()
+        self._h5 = {}
+        self._staged.close()
+
+    def _file(self, source: FeatureSource, video_id: str, stream: str = "") -> str:
+        return paths.join(source.path, source.pattern.format(**_ids(video_id), stream=stream))
 
     def describe(self, source: FeatureSource, video_id: str) -> str:
         if source.format == "hdf5":
             return f"{source.path}[{video_id}]"
-        return os.path.join(source.path, source.pattern.format(**_ids(video_id), stream="*"))
+        return self._file(source, video_id, "*")
 
     def exists(self, source: FeatureSource, video_id: str) -> bool:
         ids = _ids(video_id)
@@ -116,9 +134,16 @@ class FeatureLoader:
             f = self._h5file(source)
             return ids["video_id"] in f or ids["youtube_id"] in f
         if source.format == "bmt_i3d":
-            return all(os.path.isfile(os.path.join(source.path, source.pattern.format(
-                **ids, stream=s))) for s in ("rgb", "flow"))
-        return os.path.isfile(os.path.join(source.path, source.pattern.format(**ids)))
+            return all(paths.is_file(self._file(source, video_id, s)) for s in ("rgb", "flow"))
+        return paths.is_file(self._file(source, video_id))
+
+    @staticmethod
+    def _load_npy(path: str) -> np.ndarray:
+        try:
+            with paths.open_file(path, "rb") as f:
+                return np.load(f, allow_pickle=False)
+        except (ValueError, EOFError) as e:  # truncated or not an .npy file
+            raise CorruptFeatureError(f"{path}: unreadable .npy file ({e})") from None
 
     def _read(self, source: FeatureSource, video_id: str) -> np.ndarray:
         ids = _ids(video_id)
@@ -127,12 +152,11 @@ class FeatureLoader:
             key = ids["video_id"] if ids["video_id"] in f else ids["youtube_id"]
             arr = np.asarray(f[key])
         elif source.format == "bmt_i3d":
-            parts = [np.load(os.path.join(source.path, source.pattern.format(**ids, stream=s)))
-                     for s in ("rgb", "flow")]
+            parts = [self._load_npy(self._file(source, video_id, s)) for s in ("rgb", "flow")]
             n = min(len(p) for p in parts)  # BMT's two streams can differ by a step
             arr = np.concatenate([p[:n] for p in parts], axis=-1)
         else:
-            arr = np.load(os.path.join(source.path, source.pattern.format(**ids)))
+            arr = self._load_npy(self._file(source, video_id))
         arr = np.asarray(arr, np.float32)
         if arr.ndim == 1:
             arr = arr[None]
@@ -195,4 +219,5 @@ class FeatureLoader:
     def __getstate__(self):  # HDF5 handles are reopened lazily in worker processes
         state = dict(self.__dict__)
         state["_h5"] = {}
+        state["_staged"] = contextlib.ExitStack()
         return state

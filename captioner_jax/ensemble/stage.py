@@ -21,9 +21,7 @@ Writes to the workdir: `ensemble_submission.json` (official format), `ensemble_c
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Mapping
 
 from captioner_jax.ensemble.combine import (
@@ -36,23 +34,15 @@ from captioner_jax.ensemble.selection import (
     CaptionStatistics,
     make_rule,
 )
+from data_prep.infra import distributed, paths
+from data_prep.infra.atomic_files import atomic_write_json, read_json
 
 
 def _load_json(path: str, what: str):
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"ensemble: {what} file not found: {path}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"ensemble: {what} file {path} is not valid JSON: {err}") from err
-
-
-def write_json_atomic(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+        return read_json(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"ensemble: {what} file: {err}") from err
 
 
 def load_caption_statistics(concept_vocab: str, idf_table: str) -> CaptionStatistics:
@@ -62,7 +52,7 @@ def load_caption_statistics(concept_vocab: str, idf_table: str) -> CaptionStatis
     from data_prep.text.idf import IdfTable
 
     for path, what in ((concept_vocab, "concept vocabulary"), (idf_table, "IDF table")):
-        if not os.path.isfile(path):
+        if not paths.is_file(path):
             raise FileNotFoundError(f"ensemble: {what} not found: {path} (run stage text_vocab)")
     concepts = ConceptVocab.load(concept_vocab)
     idf = IdfTable.load(idf_table)
@@ -117,24 +107,24 @@ def run_ensemble(
                 m.get("CIDEr", float("nan")),
             )
     logging.info("ensemble: wins per model %s", result.wins)
-    if workdir:
-        os.makedirs(workdir, exist_ok=True)
-        write_json_atomic(os.path.join(workdir, "ensemble_submission.json"), result.submission)
-        write_json_atomic(os.path.join(workdir, "ensemble_choices.json"), result.choices)
-        write_json_atomic(os.path.join(workdir, "ensemble_summary.json"), summary)
+    if workdir and distributed.is_main_process():
+        for name, obj in (("ensemble_submission.json", result.submission),
+                          ("ensemble_choices.json", result.choices),
+                          ("ensemble_summary.json", summary)):
+            atomic_write_json(paths.join(workdir, name), obj, indent=None)
     return {"submission": result.submission, "choices": result.choices, "summary": summary}
 
 
 def run(config, workdir: str) -> dict:
-    paths = list(config.predictions)
-    if len(paths) < 1:
+    """Stage entry point. Host-only work: every process of a multi-host launch computes the
+    same ensemble (cheap), process 0 writes it."""
+    files = list(config.predictions)
+    if len(files) < 1:
         raise ValueError("ensemble: config.predictions lists no prediction files")
-    names = list(config.get("model_names") or []) or [
-        os.path.splitext(os.path.basename(p))[0] for p in paths
-    ]
-    if len(names) != len(paths):
-        raise ValueError(f"ensemble: {len(paths)} prediction files but {len(names)} model_names")
-    predictions = [_load_json(p, f"predictions of {n}") for p, n in zip(paths, names)]
+    names = list(config.get("model_names") or []) or [paths.as_path(p).stem for p in files]
+    if len(names) != len(files):
+        raise ValueError(f"ensemble: {len(files)} prediction files but {len(names)} model_names")
+    predictions = [_load_json(p, f"predictions of {n}") for p, n in zip(files, names)]
     if config.proposals == "gt":
         proposals = proposals_from_captions(_load_json(config.proposals_file, "proposals"))
     elif config.proposals == "model":

@@ -8,14 +8,13 @@ frequencies come from the training references in the same form, one document per
 """
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from captioner_jax.scst.rewards import CaptionReward
-from data_prep.infra.atomic_files import atomic_write_json
+from captioner_jax.scst.rewards import CaptionReward, caption_texts
+from data_prep.infra import distributed, paths
+from data_prep.infra.atomic_files import atomic_write_json, read_json
 
 
 def split_validation(
@@ -32,31 +31,18 @@ def split_validation(
     return [v for v in ids if v in chosen], [v for v in ids if v not in chosen]
 
 
-def write_reference_subsets(paths: Sequence[str], keep: set[str], out_dir: str) -> list[str]:
+def write_reference_subsets(files: Sequence[str], keep: set[str], out_dir: str) -> list[str]:
     """Copies of the reference files restricted to `keep` (the official evaluator averages over
-    every video of its references, so held-out evaluation needs references of those only)."""
+    every video of its references, so held-out evaluation needs references of those only).
+
+    Returns the paths of the copies; process 0 writes them (only process 0 evaluates)."""
     out = []
-    os.makedirs(out_dir, exist_ok=True)
-    for i, path in enumerate(paths):
-        with open(path) as f:
-            refs = json.load(f)
-        subset = {v: refs[v] for v in refs if v in keep}
-        target = os.path.join(out_dir, f"{i}_{os.path.basename(path)}")
-        atomic_write_json(target, subset)
+    for i, path in enumerate(files):
+        target = paths.join(out_dir, f"{i}_{paths.as_path(path).name}")
+        if distributed.is_main_process():
+            refs = read_json(path)
+            atomic_write_json(target, {v: refs[v] for v in refs if v in keep})
         out.append(target)
-    return out
-
-
-def caption_texts(tokens: np.ndarray, vocab) -> list[str]:
-    """int [N, L] token ids (no BOS) -> N strings of words up to the first EOS (id 0)."""
-    out = []
-    for row in np.asarray(tokens):
-        words = []
-        for ix in row:
-            if ix == 0:
-                break
-            words.append(vocab.word(int(ix)))
-        out.append(" ".join(words))
     return out
 
 
