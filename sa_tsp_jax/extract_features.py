@@ -254,6 +254,7 @@ def _extract_chunk(source, fn, variables, geometry, config, per_host_bs, mesh, o
             if filled[vid] == n:
                 save_npy(paths.join(out_dir, f"{vid}.npy"), pending.pop(vid))
                 counters["done"] += 1
+                counters["written"].append(vid)
         counters["clips"] += int(np.sum(batch["valid"]))
         counters["steps"] += 1
         progress.update(counters["steps"])
@@ -344,7 +345,7 @@ def run(config, workdir: str) -> dict:
     progress = Progress(max(1, total_steps), items_per_step=per_host_bs,
                         desc="sa_tsp_extract", item_name="clips",
                         log_every_s=config.progress_every_s)
-    counters = {"done": 0, "clips": 0, "steps": 0}
+    counters = {"done": 0, "clips": 0, "steps": 0, "written": []}
     failed = _extract_slice(source, mine, fn, variables, geometry, config, per_host_bs, mesh,
                             out_dir, progress, counters)
     progress.update(counters["steps"], force=True)
@@ -354,6 +355,12 @@ def run(config, workdir: str) -> dict:
     failed = sorted((f for host_failed, _ in gathered for f in host_failed),
                     key=lambda f: first_of[f["video_id"]])
     present = set(paths.list_dir(out_dir)) if paths.is_dir(out_dir) else set()
+    unseen = [v for _, c in gathered for v in c["written"] if f"{v}.npy" not in present]
+    if unseen:  # the same answer on every process: all raise, none waits
+        raise RuntimeError(
+            f"features written by other processes are not visible here ({unseen[:3]}...): "
+            f"the workdir {workdir} must be storage every host sees (gs://, a network file "
+            "system), not a local folder per host")
     done_ids = [v for v in first_of if f"{v}.npy" in present]
     summary = {"num_videos": len(first_of), "duplicate_records": duplicates,
                "extracted_now": sum(c["done"] for _, c in gathered),
