@@ -3,7 +3,7 @@
 Sliding clips at a stride over whole videos (`data_prep.pipelines.sliding_window_batches`,
 eval transform), batched and sharded over the devices; the pooled backbone feature of each
 clip forms one (N, D) float32 array per video, N = floor((F - T) / stride) + 1 (TSP /
-REFERENCE.md section 2). Outputs under `workdir` (local or `gs://`):
+docs/reference.md section 2, "Feature extraction"). Outputs under `workdir` (local or `gs://`):
 
   features/<video_id>.npy      (N, D) float32, the PDVC layout (one file per video)
   features.h5                  {video_id: (N, D)}, the TSP layout

@@ -1,6 +1,6 @@
 """Import released PyTorch R(2+1)D weights (torchvision VideoResNet / TSP / IG65M / TAC).
 
-Key layout (REFERENCE.md section 2):
+Key layout (docs/reference.md section 2):
   [module.][features.]stem.{0,3}.weight            stem convs (O, I, T, H, W)
   [module.][features.]stem.{1,4}.{weight,bias,running_mean,running_var}
   ...layer{L}.{B}.conv{k}.0.0.weight               spatial conv (mid, in, 1, 3, 3)
