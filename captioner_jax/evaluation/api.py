@@ -86,7 +86,8 @@ def evaluate_submission(
     if soda:
         from captioner_jax.evaluation.soda import soda_c_per_file
 
-        out.update(soda_c_per_file(sub, files, meteor=meteor or get_meteor()))
+        out.update(soda_c_per_file(sub, files, meteor=meteor or get_meteor(),
+                                   hash_seed=hash_seed))
     if para_references is not None:
         from captioner_jax.evaluation.paragraph import (
             load_paragraph_references,

@@ -64,13 +64,36 @@ def garbage_reference(version: str, seed: int = 0) -> str:
     raise ValueError(f"unknown evaluator version {version!r}; use '2018' or 'latest'")
 
 
-_SET_ORDER_SCRIPT = """
+# Child-interpreter programs that rebuild the official scripts' video sets the way they
+# build them and print the iteration order (stdin: JSON arguments).
+_DENSEVID_ORDER = """
 import json, sys
 vid_ids = set([])
 for keys in json.load(sys.stdin):
     vid_ids |= set(keys)
 json.dump(list(vid_ids), sys.stdout)
 """
+_SODA_ORDER = """
+import json, sys
+gold, pred = json.load(sys.stdin)
+gt_vids = set()
+gt_vids.update(gold)
+json.dump(list(set(gt_vids) & set(pred)), sys.stdout)
+"""
+
+
+def python_set_order(program: str, argument, hash_seed: int) -> list[str]:
+    """Runs `program` (reads JSON `argument` on stdin, prints a JSON list) in a child Python
+    with PYTHONHASHSEED=hash_seed: the iteration order of a set of strings built there."""
+    if not 0 <= hash_seed <= 4294967295:
+        raise ValueError(f"hash_seed must be in [0, 4294967295] (PYTHONHASHSEED), got {hash_seed}")
+    proc = subprocess.run(
+        [sys.executable, "-c", program], input=json.dumps(argument),
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": str(hash_seed)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"computing the official video order failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
 
 
 def official_video_order(key_lists: Sequence[Sequence[str]], hash_seed: int | None) -> list[str]:
@@ -86,15 +109,16 @@ def official_video_order(key_lists: Sequence[Sequence[str]], hash_seed: int | No
     """
     if hash_seed is None:
         return sorted(set().union(*map(set, key_lists)))
-    if not 0 <= hash_seed <= 4294967295:
-        raise ValueError(f"hash_seed must be in [0, 4294967295] (PYTHONHASHSEED), got {hash_seed}")
-    proc = subprocess.run(
-        [sys.executable, "-c", _SET_ORDER_SCRIPT], input=json.dumps([list(k) for k in key_lists]),
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "PYTHONHASHSEED": str(hash_seed)})
-    if proc.returncode != 0:
-        raise RuntimeError(f"computing the official video order failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    return python_set_order(_DENSEVID_ORDER, [list(k) for k in key_lists], hash_seed)
+
+
+def soda_video_order(reference_ids: Sequence[str], predicted_ids: Sequence[str],
+                     hash_seed: int | None) -> list[str]:
+    """fujiso/SODA's video order for one run (one reference file in PDVC's SODA_c):
+    `list(set(reference ids) & set(predicted ids))`; None: sorted."""
+    if hash_seed is None:
+        return sorted(set(reference_ids) & set(predicted_ids))
+    return python_set_order(_SODA_ORDER, [list(reference_ids), list(predicted_ids)], hash_seed)
 
 
 @dataclass

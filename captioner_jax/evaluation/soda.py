@@ -4,7 +4,9 @@ Per reference file R separately (PDVC runs SODA once per file, `multi_reference=
   * videos = those of R that have a `results` entry (unpredicted ones are ignored, not 0);
   * predictions: ALL of the video's entries (no 1000 cap), stably sorted by start time;
     references: R's segments stably sorted by start time;
-  * captions: `remove_nonascii` + PTB tokenization (as the caption metrics);
+  * captions: `remove_nonascii` + PTB tokenization, per file one document of the predicted
+    and one of the reference sentences in that order (videos sorted by id; SODA uses a
+    `set` order), each line in its look-ahead context (`ptb_tokenize_documents`);
   * S[g, p] = METEOR segment score with the *reference* sentence g as hypothesis and the
     predicted sentence p as reference (SODA calls `Meteor.compute_score(res, gt)`, arguments
     swapped); U[g, p] = tIoU; X = U * S;
@@ -25,9 +27,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from captioner_jax.evaluation.dense_captioning import soda_video_order
 from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
 from captioner_jax.evaluation.submission import ReferenceVideo, Submission
-from captioner_jax.evaluation.text import ptb_tokenize, remove_nonascii
+from captioner_jax.evaluation.text import ptb_tokenize_documents, remove_nonascii
 from captioner_jax.evaluation.tiou import tiou_matrix
 
 
@@ -53,46 +56,55 @@ def _sorted_by_start(stamps: np.ndarray) -> np.ndarray:
 
 def soda_c_per_file(
     sub: Submission, files: Sequence[dict[str, ReferenceVideo]],
-    meteor: MeteorProcess | None = None,
+    meteor: MeteorProcess | None = None, hash_seed: int | None = None,
 ) -> dict:
-    """PDVC's SODA_c over reference files; returns x100 "SODA_c" (f1), precision, recall."""
-    texts: dict[str, int] = {}
-    jobs = []  # (file, video, iou [G, P], gt sentence ids [G], pred sentence ids [P])
+    """PDVC's SODA_c over reference files; returns x100 "SODA_c" (f1), precision, recall.
+
+    hash_seed: videos in the order of a SODA run with that PYTHONHASHSEED (look-ahead at
+    video boundaries, `soda_video_order`); None: sorted ids.
+    """
+    jobs = []  # (file, iou [G, P], gt line positions [G], pred line positions [P])
+    docs: list[list[str]] = []  # per file: predictions document, then references document
     for f, ref in enumerate(files):
-        for vid in sorted(ref):
-            preds = sub.videos.get(vid)
-            if preds is None:
-                continue
+        pred_doc: list[str] = []
+        gt_doc: list[str] = []
+        for vid in soda_video_order(list(ref), list(sub.videos), hash_seed):
+            preds = sub.videos[vid]
             g_order = _sorted_by_start(ref[vid].timestamps)
             p_order = _sorted_by_start(preds.timestamps)
-            gt_ids = [texts.setdefault(remove_nonascii(ref[vid].sentences[i]), len(texts))
-                      for i in g_order]
-            pr_ids = [texts.setdefault(remove_nonascii(preds.sentences[i]), len(texts))
-                      for i in p_order]
+            gt_pos = np.arange(len(gt_doc), len(gt_doc) + len(g_order))
+            pr_pos = np.arange(len(pred_doc), len(pred_doc) + len(p_order))
+            gt_doc.extend(remove_nonascii(ref[vid].sentences[i]) for i in g_order)
+            pred_doc.extend(remove_nonascii(preds.sentences[i]) for i in p_order)
             iou = tiou_matrix(preds.timestamps[p_order], ref[vid].timestamps[g_order]).T
-            jobs.append((f, iou, np.asarray(gt_ids, np.int64), np.asarray(pr_ids, np.int64)))
-    tokens = ptb_tokenize(list(texts)) if texts else []
-    # METEOR for every (gt, pred) sentence pair that overlaps somewhere, once.
-    pair_index: dict[tuple[int, int], int] = {}
-    for _, iou, g, p in jobs:
+            jobs.append((f, iou, gt_pos, pr_pos))
+        docs += [pred_doc, gt_doc]
+    # SODA tokenizes, per run (one reference file in PDVC), all predictions as one document
+    # and all references as another, videos in turn: same line contexts here.
+    tokens = ptb_tokenize_documents(docs)
+    # METEOR for every distinct (gt tokens, pred tokens) pair that overlaps somewhere, once.
+    pair_index: dict[tuple[str, str], int] = {}
+    job_keys = []
+    for f, iou, g, p in jobs:
         gi, pi = np.nonzero(iou > 0)
-        for a, b in zip(g[gi].tolist(), p[pi].tolist()):
-            pair_index.setdefault((a, b), len(pair_index))
+        keys = [(tokens[2 * f + 1][a], tokens[2 * f][b])
+                for a, b in zip(g[gi].tolist(), p[pi].tolist())]
+        for key in keys:
+            pair_index.setdefault(key, len(pair_index))
+        job_keys.append((gi, pi, keys))
     scores = np.zeros(0)
     if pair_index:
         meteor = meteor or get_meteor()
         keys = list(pair_index)
-        scores = meteor.pair_scores([tokens[a] for a, _ in keys], [[tokens[b]] for _, b in keys])
+        scores = meteor.pair_scores([a for a, _ in keys], [[b] for _, b in keys])
     per_file: list[list[tuple[float, float, float]]] = [[] for _ in files]
-    for f, iou, g, p in jobs:
+    for (f, iou, _, _), (gi, pi, keys) in zip(jobs, job_keys):
         if iou.shape[1] == 0:
             per_file[f].append((0.0, 0.0, 0.0))
             continue
         s = np.zeros_like(iou)
-        gi, pi = np.nonzero(iou > 0)
         if len(gi):
-            s[gi, pi] = scores[[pair_index[(a, b)] for a, b in zip(g[gi].tolist(),
-                                                                      p[pi].tolist())]]
+            s[gi, pi] = scores[[pair_index[key] for key in keys]]
         best = soda_dp(iou * s)
         prec, rec = best / iou.shape[1], best / iou.shape[0]
         f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
