@@ -6,7 +6,8 @@
         --config.submission=PRED.json
 
 Switches in `arg` (comma-separated): `version=2018|latest`, `soda` (SODA_c), `para`
-(paragraph metrics against ae-val), `lenient`, `runlocal` (only tIoU 0.5, fast).
+(paragraph metrics against ae-val), `lenient`, `official_inputs` (score NaN/inf and
+[s, e, score] timestamps exactly as the official script does), `runlocal` (only tIoU 0.5, fast).
 Fields mirror `python -m captioner_jax.evaluate`.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ _DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     switches = parse_arg(arg, version="2018", soda=False, para=False, lenient=False,
-                         runlocal=False)
+                         official_inputs=False, runlocal=False)
     c = ml_collections.ConfigDict()
     c.stage = "evaluate"
     c.run = run_block()
@@ -37,5 +38,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         [os.path.normpath(os.path.join(_DATA, "para", f"anet_entities_val_{i}_para.json"))
          for i in (1, 2)] if switches.para else [])
     c.lenient = switches.lenient
+    # Visit videos in the order of an official run with PYTHONHASHSEED=hash_seed (None: sorted).
+    c.hash_seed = ml_collections.config_dict.placeholder(int)
+    c.official_inputs = switches.official_inputs
     c.output_name = "eval_results.json"
     return c

@@ -183,3 +183,24 @@ def test_cli_official_inputs_json_and_unwritable_json(tmp_path, capsys, monkeypa
         assert cli.main(base + ["--official-inputs", "--json", str(bad)]) == 1
         assert "cannot write" in capsys.readouterr().err
     assert "2018" in cli.build_parser().format_help() and "PDVC" in cli.VERSION_HELP
+
+
+def test_launch_stage_official_inputs_and_unwritable_workdir(tmp_path, monkeypatch):
+    import captioner_jax.evaluation.stage as stage
+    from configs.evaluate import get_config
+
+    sub, ref = tmp_path / "sub.json", tmp_path / "ref.json"
+    sub.write_text(json.dumps(ODD_NAN))
+    ref.write_text(json.dumps(REF))
+    config = get_config("official_inputs")
+    with config.unlocked():
+        config.submission, config.references = str(sub), [str(ref)]
+    result = stage.run(config, str(tmp_path / "work"))
+    assert result["Precision"] == pytest.approx(100 * ODD_NAN_GOLDEN["Precision"], abs=1e-9)
+    written = json.loads((tmp_path / "work" / "eval_results.json").read_text())
+    assert written["input_mode"] == "official_inputs"
+    monkeypatch.setattr(stage, "evaluate_submission", lambda *a, **k: pytest.fail("computed"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="cannot write"):
+        stage.run(config, str(blocker / "work"))
