@@ -89,6 +89,20 @@ def test_unknown_override_key_is_an_error(tmp_path):
     assert "sede" in out.stderr
 
 
+@pytest.mark.parametrize("flag", ["--config.run.distribted=True", "--config.tiou=0.5"])
+def test_misspelled_override_of_a_real_config_fails_before_the_stage(tmp_path, flag):
+    """A nested or top-level typo on a real stage config stops launch.py with the key's name;
+    nothing runs and no workdir appears."""
+    out = subprocess.run(
+        [sys.executable, os.path.join(REPO, "launch.py"), "--config",
+         os.path.join(REPO, "configs", "evaluate.py"), flag, "--workdir", str(tmp_path / "wd")],
+        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        timeout=120)
+    assert out.returncode != 0
+    assert flag.split("=")[0].rpartition(".")[2] in out.stderr
+    assert not (tmp_path / "wd").exists()
+
+
 def test_missing_workdir_is_a_usage_error(tmp_path):
     out = _launch(tmp_path, "--config", "cfg.py")
     assert out.returncode != 0
