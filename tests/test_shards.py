@@ -226,8 +226,11 @@ def test_writer_resumes_finished_shards_and_parallel_matches(videos, shards, tmp
     items, _ = videos
     out, report = shards
     before = {p: os.path.getmtime(p) for p in report["shards"]}
+    stale = out / ".clips-00000-of-00002.tfrecord.tmp-k1ll3d.tfrecord"  # of a killed run
+    stale.write_bytes(b"half a shard")
     again = write_shards(items, str(out), num_shards=2, fps=15, resize=(24, 32),
                          show_progress=False)
+    assert not stale.exists()
     assert again["resumed_shards"] == report["shards"] and again["written_shards"] == []
     assert {p: os.path.getmtime(p) for p in report["shards"]} == before
     assert again["num_skipped"] == 1  # the report still lists the skipped video

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from data_prep.infra import paths
-from data_prep.infra.atomic_files import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json, clean_stale_temporaries
 from data_prep.labels.types import VideoLabels
 from data_prep.shards.index import FORMAT, index_path, read_index, record_entry, write_index
 from data_prep.shards.records import encode_video_record, parse_video_record
@@ -116,6 +116,8 @@ def write_shards(
     if dups:
         raise ValueError(f"duplicate video ids: {dups[:5]}")
     paths.make_dirs(out_dir)
+    for stale in clean_stale_temporaries(out_dir):  # of a killed run (local folders only)
+        log.info("removed the temporary file %s of an interrupted run", stale)
     settings = _settings(fps, resize, jpeg_quality)
     assigned = [list(videos[k::num_shards]) for k in range(num_shards)]
     shards = [paths.join(out_dir, shard_name(prefix, k, num_shards)) for k in range(num_shards)]

@@ -41,7 +41,7 @@ from data_prep.annotations.tsp_csv import (
     write_tsp_metadata,
 )
 from data_prep.infra import paths
-from data_prep.infra.atomic_files import atomic_write_json
+from data_prep.infra.atomic_files import atomic_write_json, clean_stale_temporaries
 from data_prep.synthetic.attributes import ACTION_DISPLAY_NAMES, ACTIONS, VideoSpec
 from data_prep.synthetic.caption_grammar import describe_video
 from data_prep.synthetic.renderer import render_frames
@@ -196,6 +196,8 @@ def generate_dataset(out_dir: str | os.PathLike, options: DatasetOptions,
     write_annotations(out_dir, specs, options)
     video_dir = paths.join(out_dir, "videos")
     paths.make_dirs(video_dir)
+    for stale in clean_stale_temporaries(video_dir):  # of a killed run (local folders only)
+        log.info("removed the temporary file %s of an interrupted run", stale)
     jobs = []
     for s in specs:
         # The file is named by the ActivityNet id, as TSP's `filename` column says.
