@@ -117,11 +117,11 @@ def _whole_document(lines):
     return [out[i][0] for i in range(len(lines))]
 
 
-def test_documents_equal_whole_document_tokenization(shared_data):
-    """The context rule (line + following lines up to the first non-blank one + end of
-    document or not) against tokenizing each whole document, on documents built to stress
-    it: capital-letter endings followed by capitalised / lower-case / blank / empty lines,
-    runs of repeats, real captions, documents ending in blank lines."""
+@pytest.fixture(scope="module")
+def stress_docs(shared_data):
+    """Documents built to stress the context rule: capital-letter endings followed by
+    capitalised / lower-case / blank / empty lines, runs of repeats, real captions,
+    documents ending in blank lines."""
     val = json.loads((shared_data / "activitynet_captions" / "val_1.json").read_text())
     real = [s for v in sorted(val)[:30] for s in val[v]["sentences"]]
     tricky = ["The man writes a capital T.", "He draws a big X.", "", "   ", "the end.",
@@ -136,6 +136,13 @@ def test_documents_equal_whole_document_tokenization(shared_data):
             doc += [s] * rng.choice([1, 1, 2, 3])
         docs.append(doc[:n])
     docs.append(["He wrote T.", "", " ", "The end T.", "x T.", "x T.", "the", "x T.", "", ""])
+    return docs
+
+
+def test_documents_equal_whole_document_tokenization(stress_docs):
+    """The context rule (line + following lines up to the first non-blank one + end of
+    document or not) against tokenizing each whole document as pycocoevalcap does."""
+    docs = stress_docs
     got = ptb_tokenize_documents(docs)
     for doc, tokens in zip(docs, got):
         assert tokens == _whole_document(doc)
@@ -144,3 +151,21 @@ def test_documents_equal_whole_document_tokenization(shared_data):
     assert ptb_tokenize(["The man writes a capital T."] * 2) == [
         "the man writes a capital t", "the man writes a capital t."]
     assert ptb_tokenize_documents([]) == [] and ptb_tokenize_documents([[]]) == [[]]
+
+
+def test_batch_split_over_parallel_jvms_gives_the_same_tokens(stress_docs, monkeypatch):
+    from captioner_jax.evaluation import text
+
+    want = ptb_tokenize_documents(stress_docs)
+    jvms = []
+    real_popen = text.subprocess.Popen
+
+    def spy(*args, **kwargs):
+        jvms.append(args[0])
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(text, "_LINES_PER_JVM", 20)
+    monkeypatch.setattr(text.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(text.subprocess, "Popen", spy)
+    assert ptb_tokenize_documents(stress_docs) == want
+    assert len(jvms) == 4  # the main document in pieces, over 4 Java processes

@@ -9,7 +9,8 @@ Official chain (densevid_eval `evaluate.py` + pycocoevalcap 1.2 `PTBTokenizer`):
 `ptb_tokenize` runs ONE Java process for a whole list of sentences (the official script runs
 two per scorer per threshold); each distinct sentence is tokenized once.
 
-Deliberate difference: besides `\\n`, we also replace `\\r`, `\\x0b` and `\\x0c` by a space.
+Deliberate difference: besides `\\n`, we also replace `\\r`, `\\x0b`, `\\x0c` (and U+0085,
+U+2028, U+2029, which `remove_nonascii` already removes in the official chain) by a space.
 The Stanford lexer treats those as line breaks too, so in the official script such a sentence
 produces extra output lines and every later caption of the batch is paired with the wrong
 tokenization (a bug we do not reproduce). No ActivityNet annotation contains them.
@@ -50,7 +51,7 @@ PUNCTUATIONS = frozenset(
      ".", "?", "!", ",", ":", "-", "--", "...", ";"]
 )
 
-_LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c]")
+_LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x85\u2028\u2029]")
 _NON_LETTERS = re.compile(r"[^a-zA-Z]")
 
 
@@ -65,31 +66,52 @@ def _clean_tokens(line: str) -> str:
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
 
 
-def _run_ptb(documents: Sequence[Sequence[str]]) -> list[list[str]]:
-    """Raw PTBTokenizer output lines of each document, one Java call for all of them.
+# Parallel JVMs for big batches (each tokenizes ~1M tokens/s after a ~0.5 s start).
+_MAX_JVMS = 4
+_LINES_PER_JVM = 40000
 
-    Each document is its own input file (`-ioFileList`), so each has a real end of file.
-    Returns, per document, at least one output line per input line.
+
+def _run_ptb(documents: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Raw PTBTokenizer output lines of each document.
+
+    Each document is its own input file (`-ioFileList`), so each has a real end of file; a
+    big batch is split over up to `_MAX_JVMS` Java processes running at once (documents
+    whole, balanced by line count; the same tokens either way: each file is lexed on its
+    own). Returns, per document, >= 1 output line per input line.
     """
+    total = sum(len(d) for d in documents)
+    # At most half the cores: on a small shared machine parallel JVMs only compete.
+    num_jvms = max(1, min(_MAX_JVMS, (os.cpu_count() or 1) // 2, total // _LINES_PER_JVM))
+    groups: list[list[int]] = [[] for _ in range(num_jvms)]
+    load = [0] * num_jvms
+    for d in sorted(range(len(documents)), key=lambda d: -len(documents[d])):
+        g = load.index(min(load))
+        groups[g].append(d)
+        load[g] += len(documents[d]) + 1
     folder = tempfile.mkdtemp(prefix="ptb_")
     try:
-        pairs = []
-        for d, lines in enumerate(documents):
-            src, dst = os.path.join(folder, f"{d}.txt"), os.path.join(folder, f"{d}.tok")
-            with open(src, "wb") as f:
-                f.write("\n".join(lines).encode())
-            pairs.append(f"{src} {dst}\n")
-        file_list = os.path.join(folder, "files.txt")
-        with open(file_list, "w") as f:
-            f.write("".join(pairs))
-        proc = subprocess.run(
-            ["java", "-cp", STANFORD_CORENLP_JAR, "edu.stanford.nlp.process.PTBTokenizer",
-             "-preserveLines", "-lowerCase", "-ioFileList", file_list],
-            capture_output=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        procs = []
+        for g, members in enumerate(groups):
+            if not members:
+                continue
+            pairs = []
+            for d in members:
+                src, dst = os.path.join(folder, f"{d}.txt"), os.path.join(folder, f"{d}.tok")
+                with open(src, "wb") as f:
+                    f.write("\n".join(documents[d]).encode())
+                pairs.append(f"{src} {dst}\n")
+            file_list = os.path.join(folder, f"files{g}.txt")
+            with open(file_list, "w") as f:
+                f.write("".join(pairs))
+            procs.append(subprocess.Popen(
+                ["java", "-cp", STANFORD_CORENLP_JAR, "edu.stanford.nlp.process.PTBTokenizer",
+                 "-preserveLines", "-lowerCase", "-ioFileList", file_list],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        errors = [(p.returncode, err) for p in procs
+                  for _, err in [p.communicate()] if p.returncode != 0]
+        if errors:
+            code, err = errors[0]
+            raise RuntimeError(f"PTBTokenizer failed (exit {code}): {err.decode()[-2000:]}")
         out = []
         for d, lines in enumerate(documents):
             with open(os.path.join(folder, f"{d}.tok"), "rb") as f:
@@ -105,6 +127,8 @@ def _run_ptb(documents: Sequence[Sequence[str]]) -> list[list[str]]:
 
 def _is_blank(line: str) -> bool:
     """A line the lexer's look-ahead can read past (no printable non-space character)."""
+    if line.isprintable():  # the usual case; ' ' is printable, other whitespace is not
+        return not line.strip(" ")
     return all(c.isspace() or not c.isprintable() for c in line)
 
 
@@ -117,51 +141,65 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
     punctuation tokens removed. One Java call in all; each distinct context (line, the
     following lines up to the first non-blank one, end of document or not) is tokenized once.
     """
-    main: list[str] = []  # concatenated runs of needed lines and their look-ahead lines
+    line_id: dict[str, int] = {}  # raw sentence -> id (keys below are tuples of ids)
+    docs = [[line_id.setdefault(x, len(line_id)) for x in doc] for doc in documents]
+    lines = [_LINE_BREAKS.sub(" ", x) for x in line_id]
+    blank = [_is_blank(x) for x in lines]
+    main: list[int] = []  # concatenated runs of needed lines and their look-ahead lines
+    run_starts: list[int] = []  # where each run begins in `main` (safe places to split it)
     main_slot: dict[tuple, int] = {}  # context -> line of `main`
-    tails: list[list[str]] = []  # end-of-document contexts, one file each
+    tails: list[list[int]] = []  # end-of-document contexts, one file each
     tail_slot: dict[tuple, int] = {}
     keys_per_doc = []
-    for doc in documents:
-        lines = [_LINE_BREAKS.sub(" ", s) for s in doc]
-        n = len(lines)
+    for doc in docs:
+        n = len(doc)
         # next_stop[i]: first index >= i of a non-blank line (n if none).
         next_stop = [n] * (n + 1)
         for i in range(n - 1, -1, -1):
-            next_stop[i] = next_stop[i + 1] if _is_blank(lines[i]) else i
+            next_stop[i] = next_stop[i + 1] if blank[doc[i]] else i
         keys = []
-        pending_end = -1  # end (exclusive) of the run of `lines` last copied into `main`
+        pending_end = -1  # end (exclusive) of the run of `doc` last copied into `main`
         for i in range(n):
             stop = next_stop[i + 1]
             at_end = stop >= n - 1  # nothing after the look-ahead: a real end of file needed
-            key = (lines[i], tuple(lines[i + 1:stop + 1]), at_end)
+            # Context: this line, the look-ahead lines, whether the document ends there.
+            key = (*doc[i:stop + 1], at_end)
             keys.append(key)
             if at_end:
                 if key not in tail_slot:
                     tail_slot[key] = len(tails)
-                    tails.append(lines[i:])
+                    tails.append(doc[i:])
                 continue
             if key in main_slot:
                 continue
             if pending_end > i:  # the last copy (end of `main`) already holds line i
                 main_slot[key] = len(main) - (pending_end - i)
-                main.extend(lines[pending_end:stop + 1])
+                main.extend(doc[pending_end:stop + 1])
             else:
+                run_starts.append(len(main))
                 main_slot[key] = len(main)
-                main.extend(lines[i:stop + 1])
+                main.extend(doc[i:stop + 1])
             pending_end = max(pending_end, stop + 1)
         keys_per_doc.append(keys)
     if not main and not tails:
         return [[] for _ in documents]
-    raw = _run_ptb(([main] if main else []) + tails)
-    raw_main = raw[0] if main else []
-    raw_tails = raw[1:] if main else raw
-    out = []
-    for keys in keys_per_doc:
-        out.append([
-            _clean_tokens(raw_tails[tail_slot[k]][0] if k[2] else raw_main[main_slot[k]])
-            for k in keys])
-    return out
+    # `main` in pieces cut at run starts (a run holds its lines' look-ahead), so that big
+    # batches can go to parallel JVMs.
+    cuts = [0]
+    for start in run_starts:
+        if start - cuts[-1] >= _LINES_PER_JVM:
+            cuts.append(start)
+    cuts.append(len(main))
+    pieces = [main[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    raw = _run_ptb([[lines[j] for j in f] for f in pieces + tails])
+    raw_main = [line for piece, out in zip(pieces, raw) for line in out[:len(piece)]]
+    raw_tails = raw[len(pieces):]
+    cleaned: dict[tuple, str] = {}  # context -> tokens (each context cleaned once)
+    for k, slot in main_slot.items():
+        cleaned[k] = _clean_tokens(raw_main[slot])
+    for k, slot in tail_slot.items():
+        cleaned[k] = _clean_tokens(raw_tails[slot][0])
+    return [[cleaned[k] for k in keys] for keys in keys_per_doc]
 
 
 def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
