@@ -22,7 +22,8 @@ window, plus `lr_backbone` (at the window's last step) and rates; a "val" line a
 evaluation. Resume is exact for this file too: the steps of a window that a stop cut short
 are stored in the checkpoint (`metric_window`) and completed after the restart, and lines past
 the restored step are dropped, so a stopped-and-resumed run's file equals an uninterrupted
-run's except the "time" and rate fields. The order within a step is: update, log line,
+run's except the "time" and rate fields (the window's size is `log_every_steps`, so that
+key must stay the same across a resume). The order within a step is: update, log line,
 evaluation, checkpoint; a kill before the checkpoint of step S therefore redoes the
 evaluation of S on resume.
 
