@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     if args.json:
         try:
             check_writable(args.json)
-        except OSError as e:
+        except (OSError, ImportError) as e:  # ImportError: gs:// without its package
             print(f"error: --json: {e}", file=sys.stderr)
             return 1
     try:
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     if args.json:
         try:
             write_json_atomic(args.json, result)
-        except OSError as e:
+        except (OSError, ImportError) as e:
             print(f"error: writing --json {args.json}: {e}", file=sys.stderr)
             return 1
     return 0

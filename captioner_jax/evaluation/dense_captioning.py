@@ -20,7 +20,8 @@ computed differently:
 "latest" garbage reference: the official script draws an unseeded random lowercase string of
 10-20 letters per unmatched proposal; we draw one such string per evaluation from a seeded
 generator. A random string never matches, so every metric is unchanged (the slow path, which
-draws one per pair, checks this in tests).
+draws one per pair, checks this in tests), and as a tokenizer line it is one lower-case word
+like any other garbage string, so it gives the preceding line the same look-ahead.
 """
 from __future__ import annotations
 

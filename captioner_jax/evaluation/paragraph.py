@@ -50,7 +50,7 @@ def load_paragraph_references(references) -> tuple[list[dict[str, str]], list[st
             name = os.fspath(ref)
             try:
                 data = json.loads(paths.read_text(name))  # local or gs://
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (OSError, UnicodeDecodeError, ImportError, json.JSONDecodeError) as e:
                 raise SubmissionError(f"paragraph reference {name}: {e}") from e
         if not isinstance(data, Mapping):
             raise SubmissionError(f"{name}: paragraph reference is not a JSON object")

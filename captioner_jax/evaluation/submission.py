@@ -112,7 +112,8 @@ def _load_json(obj, what: str):
             text = paths.read_text(path)
         except FileNotFoundError as e:
             raise SubmissionError(f"{what} file not found: {path}") from e
-        except (OSError, UnicodeDecodeError) as e:
+        except (OSError, UnicodeDecodeError, ImportError) as e:
+            # ImportError: a gs:// path without the filesystem package (the message says which)
             raise SubmissionError(f"{what} file {path} cannot be read: {e}") from e
         try:
             return json.loads(text), path

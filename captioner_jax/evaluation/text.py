@@ -6,8 +6,8 @@ Official chain (densevid_eval `evaluate.py` + pycocoevalcap 1.2 `PTBTokenizer`):
      `-preserveLines -lowerCase`, one sentence per line (`\\n` in a sentence -> space).
   3. Tokens in `PUNCTUATIONS` are dropped; the rest are joined by single spaces.
 
-`ptb_tokenize` runs ONE Java process for a whole list of sentences (the official script runs
-two per scorer per threshold); each distinct sentence is tokenized once.
+`ptb_tokenize` tokenizes a list of sentences as ONE document, `ptb_tokenize_documents` many
+documents, in one Java invocation (the official script runs two per scorer per threshold).
 
 Deliberate difference: besides `\\n`, we also replace `\\r`, `\\x0b`, `\\x0c` (and U+0085,
 U+2028, U+2029, which `remove_nonascii` already removes in the official chain) by a space.
@@ -25,10 +25,17 @@ get different tokens), videos in the order of a Python `set` (PYTHONHASHSEED-dep
 `ptb_tokenize_documents` reproduces such sequences line for line: every line is tokenized in
 its context, the line plus the following lines up to and including the first non-blank one,
 and whether the document ends there. Each distinct context is tokenized once (most lines of
-the per-threshold documents repeat), all in ONE Java call (`-ioFileList`: the big document
-plus one small file per distinct end-of-document context, which needs a real end of file).
-Assumption, checked by tests against whole-document tokenization: the lexer does not look
-behind a line's start nor past the first non-blank line after it.
+the per-threshold documents repeat), in one Java invocation (`-ioFileList`: the big document,
+in pieces for parallel JVMs when large, plus one small file per distinct end-of-document
+context, which needs a real end of file). Assumption, checked by tests against whole-document
+tokenization and by the full val_1 + val_2 agreement below: the lexer does not look behind a
+line's start nor past the first non-blank line after it.
+Cost: a full val_1 + val_2 evaluation (265k pairs x 2 lines) tokenizes 155k distinct contexts
+(203k lines with look-ahead lines) instead of 67k distinct sentences, about twice the Java
+time of tokenizing each sentence once, still far less than the official 32 calls.
+Checked: a generated 10-proposal submission over val_1 against val_1 + val_2, "latest",
+`hash_seed=0`: METEOR per threshold equals `PYTHONHASHSEED=0 python evaluate2021.py` to 1e-15
+(0.197553820950456, 0.25000055103115926, 0.282576105329487, 0.12230465935735771).
 """
 from __future__ import annotations
 
