@@ -1,21 +1,31 @@
-"""End-to-end on the synthetic data set: a tiny training run lowers every loss and resumes;
-the predict stage in GT-proposal mode gives one caption per ground-truth segment, writes the
-official submission JSON and runs the official evaluator.
+"""End-to-end on the synthetic data set: a tiny training run lowers every loss; a run killed
+inside an evaluation and then preempted ends exactly as an uninterrupted one (parameters,
+best checkpoint, predictions, evaluation record, metrics lines); the predict stage in
+GT-proposal mode gives one caption per ground-truth segment, writes the official submission
+JSON and runs the official evaluator; a vocabulary other than the trained run's is one clear
+error.
 
-Compilation dominates on CPU, so one training run (query mode, 2 devices) is shared by the
-tests and the model is shrunk (2 levels, 1 encoder layer, the light caption head; 2 decoder
-layers for the auxiliary losses). The LSTM-DSA head is covered by test_captioner_model.py."""
+Compilation dominates on CPU, so the two training runs (query mode, 2 devices) share their
+compiled functions and the model is shrunk (2 levels, 1 encoder layer, the light caption head;
+2 decoder layers for the auxiliary losses). The LSTM-DSA head is covered by
+test_captioner_model.py."""
 import json
 
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from benchmarks.attribute_features import write_attribute_features
-from captioner_jax import inference, train
-from configs.captioner import synthetic
+from captioner_jax import build, inference, train, trainer_kit
+from captioner_jax.scst import train_scst
+from configs.captioner import synthetic, synthetic_scst
 from data_prep.infra.metrics import read_metrics
+from data_prep.infra.preemption import PreemptionGuard
+from data_prep.text.caption_vocab import CaptionVocab
 
-STEPS = 16
+STEPS = 16  # 4 steps per epoch (8 training videos, batch 2): evaluations at steps 8 and 16
+KILL_IN_EVAL, PREEMPT = 8, 11
+TIME_KEYS = {"time", "steps_per_s", "videos_per_s", "predict_seconds", "seconds"}
 
 
 def _config(root, dim, arg=""):
@@ -24,57 +34,127 @@ def _config(root, dim, arg=""):
     c.data.num_steps = 16
     c.data.max_caption_len = 16
     c.eval.max_len = 12
-    c.log_every_steps = 1
-    c.checkpoint_every_steps = 1000
     return c
 
 
-@pytest.fixture(scope="module")
-def trained(synthetic_dataset, tmp_path_factory):
-    root = synthetic_dataset
-    dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
-    workdir = tmp_path_factory.mktemp("captioner_run")
+def _train_config(root, dim):
     c = _config(root, dim)
-    c.data.val_captions = ""  # evaluation is exercised by the predict-stage test
     c.optim.lr = 3e-3
     c.model.dropout = 0.0
     c.model.cap_dropout = 0.0
     c.total_steps = STEPS
-    train.run(c, str(workdir))
-    first = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["split"] == "train"]
-    c.total_steps = STEPS + 2  # resume: continues from the checkpoint of step STEPS
-    train.run(c, str(workdir))
-    return root, dim, workdir, first
+    c.eval_every_epochs = 2
+    c.log_every_steps = 3  # windows cut by checkpoints (every 2) and by the preemption
+    c.checkpoint_every_steps = 2
+    return c
 
 
-def test_tiny_run_lowers_every_loss(trained):
-    *_, records = trained
-    assert [r["step"] for r in records] == list(range(1, STEPS + 1))
+class _Killed(Exception):
+    """Stands for a kill -9: nothing after the raise runs."""
+
+
+@pytest.fixture(scope="module")
+def runs(synthetic_dataset, tmp_path_factory):
+    """(root, dim, uninterrupted workdir, interrupted workdir, log of the interruptions)."""
+    root = synthetic_dataset
+    dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
+    c = _train_config(root, dim)
+    straight = tmp_path_factory.mktemp("captioner_straight")
+    train.run(c, str(straight))
+
+    interrupted = tmp_path_factory.mktemp("captioner_interrupted")
+    events = []
+    record = trainer_kit.EvaluationLog.record
+
+    def killed_record(self, step, *args, **kwargs):
+        # predictions, best checkpoint and best_metrics.json are written: the kill falls
+        # between them and the record that says the evaluation completed.
+        if step == KILL_IN_EVAL and "killed" not in events:
+            events.append("killed")
+            raise _Killed
+        return record(self, step, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer_kit.EvaluationLog, "record", killed_record)
+        with pytest.raises(_Killed):
+            train.run(c, str(interrupted))
+    with pytest.MonkeyPatch.context() as mp:  # SIGTERM at PREEMPT (guard.request())
+        should_stop = PreemptionGuard.should_stop
+
+        def preempt(self, step):
+            if step == PREEMPT:
+                self.request()
+            return should_stop(self, step)
+
+        mp.setattr(PreemptionGuard, "should_stop", preempt)
+        events.append(train.run(c, str(interrupted)))
+    events.append(train.run(c, str(interrupted)))
+    return root, dim, straight, interrupted, events
+
+
+def _params(directory, step):
+    with ocp.PyTreeCheckpointer() as ckptr:
+        return ckptr.restore(directory / str(step) / "state")["params"]
+
+
+def _lines(workdir):
+    return [{k: v for k, v in r.items() if k not in TIME_KEYS}
+            for r in read_metrics(str(workdir / "metrics.jsonl"))]
+
+
+def test_tiny_run_lowers_every_loss(runs):
+    _, _, workdir, _, _ = runs
+    records = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["split"] == "train"]
+    assert [r["step"] for r in records] == [3, 6, 9, 12, 15, 16]  # every 3 steps and the last
     for key in ("loss", "loss_ce", "loss_giou", "loss_counter", "loss_caption",
                 "loss_ce_0", "loss_giou_0", "loss_counter_0", "loss_caption_0"):
-        first = np.mean([r[key] for r in records[:4]])
-        last = np.mean([r[key] for r in records[-4:]])
-        assert last < first, (key, first, last)
+        assert records[-2][key] < records[0][key], key  # means over steps 13-15 vs 1-3
 
 
-def test_resume_continues_from_checkpoint(trained):
-    _, _, workdir, _ = trained
-    steps = [r["step"] for r in read_metrics(str(workdir / "metrics.jsonl"))
-             if r["split"] == "train"]
-    assert steps == list(range(1, STEPS + 3))
+def test_killed_in_evaluation_and_preempted_run_equals_uninterrupted(runs):
+    _, _, straight, interrupted, events = runs
+    assert events[:2] == ["killed", {"steps": PREEMPT, "preempted": True}]
+    assert events[2]["steps"] == STEPS
+    # Parameters after the last step, bitwise.
+    a, b = _params(straight / "checkpoints", STEPS), _params(interrupted / "checkpoints", STEPS)
+    for x, y in zip(jax_leaves(a), jax_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # The evaluation the kill cut was redone: same record, predictions and best checkpoint.
+    evals = [json.loads((w / "evaluations.json").read_text())["evals"]
+             for w in (straight, interrupted)]
+    assert [e["step"] for e in evals[1]] == [KILL_IN_EVAL, STEPS]
+    assert [{k: v for k, v in e.items() if k not in TIME_KEYS} for e in evals[1]] == [
+        {k: v for k, v in e.items() if k not in TIME_KEYS} for e in evals[0]]
+    for step in (KILL_IN_EVAL, STEPS):
+        name = f"predictions/val_step{step}.json"
+        assert (straight / name).read_text() == (interrupted / name).read_text()
+    best = [sorted(int(p.name) for p in (w / "best").iterdir() if p.name.isdigit())
+            for w in (straight, interrupted)]
+    assert best[0] == best[1] and len(best[0]) == 1
+    for x, y in zip(jax_leaves(_params(straight / "best", best[0][0])),
+                    jax_leaves(_params(interrupted / "best", best[0][0])), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # Metrics lines (train windows and validation) equal up to time and rate keys.
+    assert _lines(interrupted) == _lines(straight)
 
 
-def test_gt_proposal_predict_one_caption_per_segment(trained):
-    root, dim, workdir, _ = trained
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
+
+
+def test_gt_proposal_predict_one_caption_per_segment(runs):
+    root, dim, workdir, _, _ = runs
     c = _config(root, dim, ",mode=gt,predict")
     c.eval.soda = False
     metrics = inference.run(c, str(workdir))
-    assert metrics["checkpoint"] == "checkpoints" and metrics["checkpoint_step"] == STEPS + 2
+    assert metrics["checkpoint"] == "best"
     assert "METEOR" in metrics and "CIDEr" in metrics  # the official evaluator ran
     sub = json.loads((workdir / "predictions" / "val_1.json").read_text())
     assert set(sub) >= {"version", "results", "external_data"}
     refs = json.loads((root / "captions" / "val_1.json").read_text())
-    assert set(sub["results"]) == set(refs)
+    assert list(sub["results"]) == list(refs)  # every video, in the split's order
     for vid, entries in sub["results"].items():
         want = sorted(refs[vid]["timestamps"])[: c.data.max_events]
         got = [e["timestamp"] for e in entries]
@@ -82,3 +162,35 @@ def test_gt_proposal_predict_one_caption_per_segment(trained):
         np.testing.assert_allclose(got, want, atol=1e-3)
         assert all(isinstance(e["sentence"], str) for e in entries)
     assert (workdir / "predictions" / "val_1_metrics.json").is_file()
+
+
+def test_a_vocabulary_other_than_the_trained_runs_is_one_clear_error(runs, tmp_path):
+    root, dim, workdir, _, _ = runs
+    info = json.loads((workdir / "model_info.json").read_text())
+    trained = CaptionVocab.load(workdir / "vocab.json")
+    assert info["vocab"] == {"file": "vocab.json", "size": trained.size,
+                             "sha256": build.vocab_digest(trained)}
+    assert info["feature_dim"] == dim
+    shuffled = CaptionVocab(list(reversed(trained.words[:-1])) + [trained.words[-1]])
+    shuffled.save(tmp_path / "shuffled.json")
+    CaptionVocab(trained.words[:-2] + [trained.words[-1]]).save(tmp_path / "smaller.json")
+    for name in ("shuffled.json", "smaller.json"):
+        c = _config(root, dim, ",mode=gt,predict")
+        c.data.vocab_path = str(tmp_path / name)
+        c.init_from = str(workdir)  # predict the trained run into another workdir
+        with pytest.raises(build.VocabularyMismatchError, match="vocabulary mismatch") as err:
+            inference.run(c, str(tmp_path / "predict"))
+        assert name in str(err.value) and str(workdir) in str(err.value)
+    # SCST reads the vocabulary of the XE run it starts from, with the same check.
+    c = synthetic_scst.get_config(f"root={root},dim={dim},runlocal,head=light,reward=cider,"
+                                  f"init={workdir}")
+    c.data.vocab_path = str(tmp_path / "shuffled.json")
+    with pytest.raises(build.VocabularyMismatchError, match="vocabulary mismatch"):
+        train_scst.run(c, str(tmp_path / "scst"))
+    # A vocabulary.json that no longer matches the run's record is caught too.
+    shuffled.save(workdir / "vocab.json")
+    try:
+        with pytest.raises(build.VocabularyMismatchError, match="model_info.json"):
+            build.load_trained_run(str(workdir))
+    finally:
+        trained.save(workdir / "vocab.json")
