@@ -94,6 +94,10 @@ def run_pipeline(config, workdir: str) -> dict:
         stage_config = load_config_file(spec)
         apply_overrides(stage_config,
                         fill_placeholders(dict(step.get("overrides", {})), variables))
+        if "run" in config and "run" in stage_config:
+            # The steps run inside this (possibly distributed) process: they share its run
+            # block, so each step's config.json says how it really ran.
+            stage_config.run = config.run
         log.info("[%d/%d] %s: stage %s, config %s, workdir %s",
                  number, len(plan), name, stage_config.stage, spec, step_dir)
         if distributed.is_main_process():
