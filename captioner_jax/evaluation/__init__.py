@@ -3,16 +3,19 @@ paragraph metrics), fast: one PTB tokenization, one METEOR jar, numpy-vectorized
 
 Public API:
   evaluate_submission(submission, references, *, version, tious, max_proposals, soda,
-                      para_references, lenient) -> dict
+                      para_references, lenient, official_inputs, hash_seed) -> dict
   CiderD: corpus CIDEr-D with precomputed document frequencies (SCST rewards).
   MeteorProcess / get_meteor(): one long-lived METEOR jar; `.pair_scores(hyps, refs)`.
-  ptb_tokenize(sentences) -> list[str]: pycocoevalcap's PTB tokenization in one Java call.
+  ptb_tokenize(sentences) -> list[str]: pycocoevalcap's PTB tokenization of one document
+    (one line per sentence; the lexer looks ahead across lines).
+  ptb_tokenize_documents(documents) -> list[list[str]]: the same for many documents, each
+    distinct line context tokenized once, one Java invocation.
 """
 from captioner_jax.evaluation.api import evaluate_submission
 from captioner_jax.evaluation.cider import CiderD
 from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
 from captioner_jax.evaluation.submission import SubmissionError
-from captioner_jax.evaluation.text import ptb_tokenize, remove_nonascii
+from captioner_jax.evaluation.text import ptb_tokenize, ptb_tokenize_documents, remove_nonascii
 
 __all__ = [
     "CiderD",
@@ -21,5 +24,6 @@ __all__ = [
     "evaluate_submission",
     "get_meteor",
     "ptb_tokenize",
+    "ptb_tokenize_documents",
     "remove_nonascii",
 ]
