@@ -165,7 +165,9 @@ def test_soda_and_paragraph_equal_reference_code(golden_case):
 
 
 def test_fast_path_equals_slow_path_on_real_annotations(real, coco_meteor):
-    """Other videos, other seed, 'latest' (slow path draws one garbage string per pair)."""
+    """Other videos, other seed, 'latest' (slow path draws one garbage string per pair).
+    The slow path tokenizes the official per-threshold documents whole: equal to 1e-9 only
+    because the fast path tokenizes each line in the same look-ahead context."""
     v1, v2, _, _ = real
     vids = sorted(v1)[1000:1020]
     files = [{v: v1[v] for v in vids}, {v: v2[v] for v in vids if v in v2}]
@@ -177,7 +179,7 @@ def test_fast_path_equals_slow_path_on_real_annotations(real, coco_meteor):
     slow = slow_score_captions(sub, refs, version="latest", tious=tious, coco_meteor=coco_meteor)
     for t in tious:
         for key, value in slow["per_tiou"][t].items():
-            assert fast["per_tiou"][t][key] == pytest.approx(value, abs=1e-7), (t, key)
+            assert fast["per_tiou"][t][key] == pytest.approx(value, abs=1e-9), (t, key)
     assert fast["METEOR"] > 0 and fast["CIDEr"] > 0
 
 
