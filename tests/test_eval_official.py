@@ -166,8 +166,8 @@ def test_soda_and_paragraph_equal_reference_code(golden_case):
 
 def test_fast_path_equals_slow_path_on_real_annotations(real, coco_meteor):
     """Other videos, other seed, 'latest' (slow path draws one garbage string per pair).
-    The slow path tokenizes the official per-threshold documents whole: equal to 1e-9 only
-    because the fast path tokenizes each line in the same look-ahead context."""
+    The slow path tokenizes the official per-threshold documents whole, the fast path each
+    line in the same look-ahead context: equal to 1e-9."""
     v1, v2, _, _ = real
     vids = sorted(v1)[1000:1020]
     files = [{v: v1[v] for v in vids}, {v: v2[v] for v in vids if v in v2}]
