@@ -189,7 +189,8 @@ def run(config, workdir: str) -> dict:
     mesh, _ = mesh_for_batch(config.mesh, int(config.eval.batch_size), int(config.num_devices))
     model = trained.build_model(config.model)
     params, which, step = restore_params(trained_dir)
-    params = jax.device_put(params, mesh_lib.replicated(mesh))
+    # (jit, not device_put: a multi-host replicated sharding spans other hosts' devices.)
+    params = jax.jit(lambda p: p, out_shardings=mesh_lib.replicated(mesh))(params)
     name = paths.as_path(split_path).stem
     out_dir = paths.join(workdir, "predictions")
     metrics, _ = evaluate_split(config, model, params, trained.vocab, loader, videos,

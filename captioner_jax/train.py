@@ -202,7 +202,8 @@ def run(config, workdir: str) -> dict:
     match_costs = make_match_costs(model, costs, batch_sharding) if mode == "queries" else None
     # The key is an argument, not a closure constant, so runs with different seeds (ensemble
     # members) share one compiled step through the persistent compilation cache.
-    step_key = jax.device_put(jax.random.fold_in(key, 1), replicated)
+    # (jit, not device_put: a multi-host replicated sharding spans other hosts' devices.)
+    step_key = jax.jit(lambda k: jax.random.fold_in(k, 1), out_shardings=replicated)(key)
 
     # ------------------------------------------------------------------ resources
     log_every = int(config.log_every_steps)

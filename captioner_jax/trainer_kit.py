@@ -128,8 +128,11 @@ class EvaluationLog:
 
 
 def metrics_line(entry: dict) -> dict:
-    """The numbers of an evaluation record, as written to metrics.jsonl."""
-    return {k: v for k, v in entry.items() if k != "step" and isinstance(v, int | float)}
+    """The numbers of an evaluation's metrics (or record), as written to metrics.jsonl and
+    the record: without the step and without clock readings (`*seconds`: they are logged),
+    so the files of a resumed or multi-host run equal those of an uninterrupted one."""
+    return {k: v for k, v in entry.items()
+            if k != "step" and not k.endswith("seconds") and isinstance(v, int | float)}
 
 
 def restore_eval_line(writer: MetricWriter, evals: EvaluationLog, step: int) -> None:

@@ -143,29 +143,38 @@ class _Pending:
     """A sampled batch whose rewards and update are still to do."""
 
     step: int
-    host: dict
-    batch: dict
+    batch: dict  # global arrays
     sampled: dict
 
 
+def _global_array(value: np.ndarray, sharding):
+    """The same global numpy array on every process -> a jax.Array with `sharding`."""
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
 def _finish_step(pending: _Pending, state, *, update, vocab, reward_fn: CaptionReward, k: int,
-                 baseline: str, in_flight=None):
+                 baseline: str, batch_sharding, in_flight=None):
     """Host rewards of a sampled batch, then the (async) update. -> (state, metrics: device
     metrics of the update + the host reward metrics as float32).
 
-    `in_flight`: the next batch's samples, dispatched before this call and computed by the
-    device while the host scores this batch; waited for before the update donates the
-    parameters that sampling reads (the device would run the two in order anyway)."""
-    host, sampled = pending.host, jax.device_get(pending.sampled)
-    b, e = host["gt_valid"].shape
-    event_valid = np.asarray(host["gt_valid"]) & np.asarray(host["valid"])[:, None]
+    Every process scores the whole global batch (gathered), as one process would: rewards
+    of a row do not depend on the others, and the logged batch means are then those of a
+    single-process run. `in_flight`: the next batch's samples, dispatched before this call and
+    computed by the device while the host scores this batch; waited for before the update
+    donates the parameters that sampling reads (the device would run the two in order)."""
+    g = distributed.to_host({"captions": pending.batch["captions"],
+                             "gt_valid": pending.batch["gt_valid"],
+                             "valid": pending.batch["valid"], **pending.sampled})
+    b, e = g["gt_valid"].shape
+    event_valid = np.asarray(g["gt_valid"], bool) & np.asarray(g["valid"], bool)[:, None]
     adv, mask, host_metrics = batch_rewards(
-        np.asarray(host["captions"]).reshape(b * e, -1), event_valid.reshape(-1),
-        sampled["sample_tokens"], sampled.get("greedy_tokens"), vocab, reward_fn, k, baseline)
+        g["captions"].reshape(b * e, -1), event_valid.reshape(-1), g["sample_tokens"],
+        g.get("greedy_tokens"), vocab, reward_fn, k, baseline)
     if in_flight is not None:
         jax.block_until_ready(in_flight)
-    state, metrics = update(state, pending.batch, jnp.asarray(sampled["sample_tokens"]),
-                            jnp.asarray(mask), jnp.asarray(adv))
+    state, metrics = update(state, pending.batch, pending.sampled["sample_tokens"],
+                            _global_array(mask, batch_sharding),
+                            _global_array(adv, batch_sharding))
     metrics = dict(metrics, **{name: np.float32(v) for name, v in host_metrics.items()})
     return state, metrics
 
@@ -236,7 +245,7 @@ def run(config, workdir: str) -> dict:
         pdvc_build_decoder(model, backbone_grad=backbone_grad), tx, num_samples=k,
         normalize=str(sc.normalize), state_sharding=shardings)
     finish = functools.partial(_finish_step, update=update, vocab=vocab, reward_fn=reward_fn,
-                               k=k, baseline=baseline)
+                               k=k, baseline=baseline, batch_sharding=batch_sharding)
     base_key = jax.random.fold_in(key, 7)
 
     # ------------------------------------------------------------------ resources
@@ -290,7 +299,7 @@ def run(config, workdir: str) -> dict:
                 if itstime(pending.step, log_every, total_steps):
                     writer.write(pending.step, dict(window.flush(pending.step),
                                                     **progress.rates(pending.step)))
-            pending = _Pending(step, host, batch, sampled)
+            pending = _Pending(step, batch, sampled)
             stop = guard.should_stop(step)
             evaluating = bool(eval_every) and itstime(step, eval_every, total_steps)
             if (not overlap or stop or evaluating or step == total_steps

@@ -106,7 +106,12 @@ def make_update_step(
         new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
         return new_state, metrics
 
-    out_shardings = None if state_sharding is None else (state_sharding, None)
+    out_shardings = None
+    if state_sharding is not None:
+        # Metrics replicated: every host can read them (the trainer's metric window).
+        mesh = jax.tree.leaves(state_sharding)[0].mesh
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        out_shardings = (state_sharding, replicated)
     return jax.jit(update, donate_argnums=(0,), out_shardings=out_shardings)
 
 
