@@ -65,10 +65,19 @@ def _patch_tensorstore_specs() -> None:
     gcs_utils.is_hierarchical_namespace_enabled = lambda path: False
 
 
+def install_from_environment() -> None:
+    """The `DVC_FILESYSTEM_PLUGINS` hook: worker processes (spawned by the data stages) route
+    `gs://` to the same folder as the process that called `install_fake_gcs`."""
+    install_fake_gcs(os.environ["DVC_FAKE_GCS_ROOT"])
+
+
 def install_fake_gcs(root: str) -> None:
-    """Routes `gs://` to `root` for this process (call before the first gs:// access)."""
+    """Routes `gs://` to `root` for this process and the processes it starts (call before the
+    first gs:// access)."""
     os.makedirs(root, exist_ok=True)
     _ROOT.append(os.fspath(root))
+    os.environ["DVC_FAKE_GCS_ROOT"] = os.fspath(root)
+    os.environ["DVC_FILESYSTEM_PLUGINS"] = "fake_bucket:install_from_environment"
     fsspec.register_implementation("gs", FakeGcsFileSystem, clobber=True)
     fsspec.register_implementation("gcs", FakeGcsFileSystem, clobber=True)
     FakeGcsFileSystem.clear_instance_cache()

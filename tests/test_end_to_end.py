@@ -1,16 +1,26 @@
-"""The whole method end to end on the tiny synthetic config, as `make demo` runs it.
+"""The whole method end to end on the tiny synthetic config, as `make demo` runs it, with
+every input and output in a (fake) `gs://` bucket, as on a Cloud TPU VM.
 
 One pipeline run (module fixture, in-process through the pipeline stage) feeds every test:
-all stages, a few steps each. Then `caption_video` captions a generated mp4 that was not in
-the training set. Slow by nature (several compilations); everything else is checked on it.
+all stages, a few steps each, workdir `gs://bkt/e2e` (tests/fake_bucket.py routes it to a
+local folder, which the assertions read). The run happens in an empty working directory with
+an empty temporary folder: a stage that bypassed the path layer (builtin `open` or `os.*` on a
+`gs://` path) would leave a `gs:` folder there, or would not find its inputs, and local
+staging files (h5py, PyAV) must be cleaned up. Then `caption_video` captions a generated mp4
+that was not in the training set, read from the bucket. Slow by nature (several
+compilations); everything else is checked on it.
 """
+import contextlib
 import glob
 import html.parser
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
+from fake_bucket import install_fake_gcs
 
 from data_prep.orchestration.caption_video import caption_video
 from data_prep.orchestration.config_files import load_config_file
@@ -22,12 +32,35 @@ METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr",
            "Precision")
 
 
+@contextlib.contextmanager
+def _isolated_local_disk(tmp_path_factory):
+    """An empty working directory and temporary folder for the block; both must stay empty."""
+    cwd, tmp = tmp_path_factory.mktemp("cwd"), tmp_path_factory.mktemp("tmpdir")
+    old_cwd, old_tmp = os.getcwd(), tempfile.tempdir
+    os.chdir(cwd)
+    tempfile.tempdir = str(tmp)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        tempfile.tempdir = old_tmp
+    assert os.listdir(cwd) == [], f"files written outside the bucket: {os.listdir(cwd)}"
+    assert os.listdir(tmp) == [], f"local staging files left behind: {os.listdir(tmp)}"
+
+
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory, nltk_data_dir):
-    root = tmp_path_factory.mktemp("e2e")
+def bucket(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e_bucket")
+    install_fake_gcs(str(root))
+    return root / "bkt"
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory, nltk_data_dir, bucket):
     config = load_config_file("configs/pipeline/synthetic.py:size=tiny")
-    summary = run_pipeline(config, str(root))
-    return root, config, summary
+    with _isolated_local_disk(tmp_path_factory):
+        summary = run_pipeline(config, "gs://bkt/e2e")
+    return bucket / "e2e", config, summary
 
 
 def test_every_stage_ran_and_left_its_artefacts(pipeline_run):
@@ -89,7 +122,7 @@ def test_metric_tables_have_every_metric(pipeline_run):
 
 def test_rerun_skips_finished_steps(pipeline_run):
     root, config, _ = pipeline_run
-    summary = run_pipeline(config, str(root))
+    summary = run_pipeline(config, "gs://bkt/e2e")
     names = [dict(s)["name"] for s in config.steps]
     assert summary["ran"] == [] and summary["skipped"] == names  # nothing reruns
     assert summary["steps"] == names  # every step's result, read back from its marker
@@ -113,8 +146,8 @@ class _PageParser(html.parser.HTMLParser):
             self.scripts.append(data)
 
 
-def test_caption_a_new_video(pipeline_run, tmp_path):
-    """An mp4 from another seed (not in training) plus an unreadable file."""
+def test_caption_a_new_video(pipeline_run, bucket, tmp_path, tmp_path_factory):
+    """An mp4 from another seed (not in training) plus an unreadable file, in the bucket."""
     from configs.data.synthetic import get_config as data_config
     from data_prep.synthetic.stage import run as make_data
 
@@ -123,15 +156,16 @@ def test_caption_a_new_video(pipeline_run, tmp_path):
     cfg = data_config("size=tiny,seed=123")
     cfg.num_train, cfg.num_val = 1, 1
     make_data(cfg, str(new))
-    videos = tmp_path / "videos"
+    videos = bucket / "my_videos"
     videos.mkdir()
     source = sorted(glob.glob(str(new / "videos" / "*.mp4")))[0]
-    os.symlink(source, videos / "unseen.mp4")
+    shutil.copy(source, videos / "unseen.mp4")
     (videos / "broken.mp4").write_bytes(b"not a video")
-    config = load_config_file(f"configs/caption_video.py:run={root},size=tiny")
-    config.video = str(videos)
-    out = tmp_path / "out"
-    result = caption_video(config, str(out))
+    config = load_config_file("configs/caption_video.py:run=gs://bkt/e2e,size=tiny")
+    config.video = "gs://bkt/my_videos"
+    out = bucket / "caption_out"
+    with _isolated_local_disk(tmp_path_factory):
+        result = caption_video(config, "gs://bkt/caption_out")
     assert result == {"captioned": 1, "skipped": 1}
     report = json.loads((out / "report.json").read_text())
     assert report["skipped"][0]["video"].endswith("broken.mp4")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob as glob_lib
+import importlib
 import os
 import shutil
 import tempfile
@@ -39,6 +40,22 @@ def is_local(path: PathLike) -> bool:
     return scheme(path) in ("", "file")
 
 
+_plugins_loaded = False
+
+
+def load_filesystem_plugins() -> None:
+    """Calls the `module:function` entries of `$DVC_FILESYSTEM_PLUGINS` (comma-separated) once
+    per process: how extra fsspec filesystems (a company's object store, the tests' fake
+    bucket) reach every process, worker processes included (they inherit the environment)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for item in filter(None, os.environ.get("DVC_FILESYSTEM_PLUGINS", "").split(",")):
+        module, _, function = item.strip().partition(":")
+        getattr(importlib.import_module(module), function)()
+
+
 def check_filesystem(path: PathLike) -> None:
     """Raises ImportError naming the package a remote `path` needs when it is missing.
 
@@ -48,6 +65,7 @@ def check_filesystem(path: PathLike) -> None:
     name = scheme(path)
     if name in ("", "file"):
         return
+    load_filesystem_plugins()
     package = _SCHEME_PACKAGES.get(name)
     if package is None:
         return
