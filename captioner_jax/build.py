@@ -81,7 +81,7 @@ def pdvc_lr_schedule(base_lr: float, steps_per_epoch: int, decay_start_epoch: in
     return optax.piecewise_constant_schedule(base_lr, boundaries)
 
 
-def build_optimizer(optim_cfg, steps_per_epoch: int, num_epochs: int, trainable_mask=None):
+def build_optimizer(optim_cfg, steps_per_epoch: int, num_epochs: int):
     """PyTorch Adam with L2 weight decay (added to the gradient after clipping, as
     `clip_grad_norm_` then `Adam(weight_decay=...)`), PDVC's step schedule."""
     schedule = pdvc_lr_schedule(

@@ -18,6 +18,7 @@ metrics are broadcast, so every process takes the same best-checkpoint decision.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -193,8 +194,9 @@ def run(config, workdir: str) -> dict:
     params = jax.jit(lambda p: p, out_shardings=mesh_lib.replicated(mesh))(params)
     name = paths.as_path(split_path).stem
     out_dir = paths.join(workdir, "predictions")
-    metrics, _ = evaluate_split(config, model, params, trained.vocab, loader, videos,
-                                video_ids, mesh, out_path=paths.join(out_dir, f"{name}.json"))
+    with contextlib.closing(loader):
+        metrics, _ = evaluate_split(config, model, params, trained.vocab, loader, videos,
+                                    video_ids, mesh, out_path=paths.join(out_dir, f"{name}.json"))
     metrics.update(checkpoint=which, checkpoint_step=step)
     if distributed.is_main_process():
         atomic_write_json(paths.join(out_dir, f"{name}_metrics.json"), metrics,

@@ -214,6 +214,7 @@ def run(config, workdir: str) -> dict:
         best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
         writer = stack.enter_context(MetricWriter(workdir))
         guard = stack.enter_context(PreemptionGuard())
+        stack.callback(data.loader.close)
         window = trainer_kit.ResumableWindow(paths.join(workdir, "metric_windows"))
         train_iter = build.train_iterator(config, data.train_ids, data.train_videos,
                                           data.loader, data.vocab, per_host)

@@ -102,7 +102,6 @@ class FeatureLoader:
         self._dims: dict[str, int] = {s.name: s.dim for s in sources if s.dim}
         self._h5: dict[str, object] = {}
         self._staged = contextlib.ExitStack()  # local copies of remote HDF5 files
-        self.missing: dict[str, list[str]] = {}  # video id -> names of missing sources
 
     # -------------------------------------------------------------------- single source
     def _h5file(self, source: FeatureSource):
@@ -176,7 +175,6 @@ class FeatureLoader:
         """[T, D] of one source (resized and normalised)."""
         if not self.exists(source, video_id):
             where = self.describe(source, video_id)
-            self.missing.setdefault(video_id, []).append(source.name)
             if not self.zero_fill_missing:
                 raise MissingFeatureError(f"video {video_id}: missing features {where}")
             dim = self._dims.get(source.name)
@@ -210,11 +208,6 @@ class FeatureLoader:
             if names:
                 out[vid] = names
         return out
-
-    @property
-    def feature_dim(self) -> int | None:
-        dims = [self._dims.get(s.name) for s in self.sources]
-        return None if any(d is None for d in dims) else int(sum(dims))
 
     def __getstate__(self):  # HDF5 handles are reopened lazily in worker processes
         state = dict(self.__dict__)

@@ -19,8 +19,8 @@ video) so a resumed iterator reproduces it.
 Training: shuffle(seed) -> repeat -> load -> this host's rows of every global batch
 (`HostBatchSlice`: N hosts see exactly the batches of one) -> drop unreadable videos
 (reported) -> batch (drop remainder). Evaluation: fixed order, padded to whole global batches
-(valid=False) so all hosts run the same number of steps. `iter(dataset)` supports get_state()/set_state() (checkpointed by
-`data_prep.infra.checkpointing`).
+(valid=False) so all hosts run the same number of steps. `iter(dataset)` supports
+get_state()/set_state() (checkpointed by `data_prep.infra.checkpointing`).
 """
 from __future__ import annotations
 

@@ -260,6 +260,7 @@ def run(config, workdir: str) -> dict:
         best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
         writer = stack.enter_context(MetricWriter(workdir))
         guard = stack.enter_context(PreemptionGuard())
+        stack.callback(data.loader.close)
         window = trainer_kit.ResumableWindow(paths.join(workdir, "metric_windows"))
         train_iter = build.train_iterator(config, data.train_ids, data.videos, data.loader,
                                           vocab, per_host)
