@@ -34,10 +34,12 @@ def _command(config: str, workdir: str, overrides: dict) -> list[str]:
 
 
 def launch(config: str, workdir: str, overrides: dict | None = None, *, processes: int = 1,
-           devices: int = 2, timeout_s: float = 600.0) -> list[str]:
+           devices: int = 2, timeout_s: float = 600.0, per_process: list[dict] | None = None,
+           expect_failure: bool = False) -> list[str]:
     """Runs the stage; returns each process's log. Raises AssertionError with the logs when
-    any process fails. `processes=1` uses `devices` CPU devices in one process; otherwise
-    `processes` processes with one device each (`devices` ignored)."""
+    any process fails (with `expect_failure`: when any process succeeds or hangs).
+    `processes=1` uses `devices` CPU devices in one process; otherwise `processes` processes
+    with one device each (`devices` ignored); `per_process[i]` adds overrides for process i."""
     overrides = dict(overrides or {})
     if processes == 1:
         procs = [subprocess.Popen(_command(config, workdir, overrides), cwd=REPO,
@@ -47,13 +49,14 @@ def launch(config: str, workdir: str, overrides: dict | None = None, *, processe
         port = free_port()
         procs = []
         for pid in range(processes):
-            o = dict(overrides, **{"run.distributed": True,
+            extra = per_process[pid] if per_process else {}
+            o = dict(overrides, **extra, **{"run.distributed": True,
                                    "run.coordinator_address": f"127.0.0.1:{port}",
                                    "run.num_processes": processes, "run.process_id": pid})
             procs.append(subprocess.Popen(_command(config, workdir, o), cwd=REPO, env=_env(1),
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                           text=True))
-    logs, failed = [], False
+    logs, failed, hung = [], False, False
     for p in procs:
         try:
             out, _ = p.communicate(timeout=timeout_s)
@@ -61,10 +64,15 @@ def launch(config: str, workdir: str, overrides: dict | None = None, *, processe
             for q in procs:
                 q.kill()
             out, _ = p.communicate()
-            failed = True
+            hung = True
         logs.append(out)
         failed |= p.returncode != 0
-    if failed:
+    if expect_failure:
+        if hung or not all(p.returncode != 0 for p in procs):
+            raise AssertionError(f"{config}: expected every process to fail fast; hung={hung}, "
+                                 f"exit codes {[p.returncode for p in procs]}")
+        return logs
+    if failed or hung:
         tails = "\n\n".join(f"--- process {i} ---\n{log[-6000:]}" for i, log in enumerate(logs))
         raise AssertionError(f"{config} failed ({processes} processes):\n{tails}")
     return logs

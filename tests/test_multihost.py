@@ -124,3 +124,15 @@ def test_captioner_training_and_prediction_two_processes_equal_one(captioner_run
         sub_two = json.load(f)
     assert sub_one["results"] == sub_two["results"]
     assert len(sub_one["results"]) == 4
+
+
+def test_processes_started_with_different_configs_fail_fast(tmp_path):
+    """A host started with other overrides stops with a message on every process (no hang in
+    a collective, no training on mismatched batches)."""
+    write_tiny_shards(str(tmp_path / "shards"), num_videos=8, num_shards=2, prefix="train")
+    write_tiny_shards(str(tmp_path / "shards"), num_videos=4, num_shards=1, prefix="val", seed=1)
+    logs = launch(f"configs/sa_tsp/synthetic.py:root={tmp_path},runlocal",
+                  str(tmp_path / "run"), {"total_steps": 2}, processes=2,
+                  per_process=[{}, {"seed": 1}], expect_failure=True, timeout_s=300)
+    for log in logs:
+        assert "differs between processes" in log
