@@ -117,9 +117,10 @@ def evaluate_split(config, model, params, vocab, loader, videos, video_ids, mesh
     """Predict + (optionally) write the submission + evaluate. -> (metrics, results), the
     same on every process (see the module docstring)."""
     global_batch = int(config.eval.batch_size)
-    if global_batch % jax.process_count():
+    shards = int(np.prod([mesh.shape[a] for a in mesh_lib.data_axes(mesh)]))
+    if global_batch % jax.process_count() or global_batch % shards:
         raise ValueError(f"eval.batch_size {global_batch} is not divisible by the "
-                         f"{jax.process_count()} processes")
+                         f"{jax.process_count()} processes and the {shards} data shards")
     batch = global_batch // jax.process_count()
     in_cfg = build.input_config(config.data, batch)
     ds = caption_dataset(video_ids, videos, loader, vocab, in_cfg, seed=0, train=False)
