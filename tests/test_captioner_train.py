@@ -194,3 +194,51 @@ def test_a_vocabulary_other_than_the_trained_runs_is_one_clear_error(runs, tmp_p
             build.load_trained_run(str(workdir))
     finally:
         trained.save(workdir / "vocab.json")
+
+
+def test_metric_window_survives_a_restart_bitwise(tmp_path):
+    """The open window saved beside a checkpoint comes back with its dtypes, so the mean
+    logged after a resume is bitwise the uninterrupted one."""
+    steps = [{"loss": np.float32(v), "reward": float(v) / 3} for v in (0.1, 0.7, 1.3)]
+    straight = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    for m in steps:
+        straight.add(m)
+    cut = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    for m in steps[:2]:
+        cut.add(m)
+    cut.save(2)
+    resumed = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    resumed.restore(2)
+    resumed.add(steps[2])
+    assert resumed.flush(3) == straight.flush(3)
+    resumed.prune([4])
+    assert not (tmp_path / "w" / "2.json").exists()
+
+
+def test_evaluation_record_restores_a_lost_metrics_line(tmp_path):
+    """A kill between recording an evaluation and writing its metrics line: the resumed run
+    writes the line from the record (and never twice)."""
+    from data_prep.infra.metrics import MetricWriter
+
+    evals = trainer_kit.EvaluationLog(str(tmp_path / "evaluations.json"))
+    evals.record(4, {"METEOR": 1.5, "predict_seconds": 2.0})
+    assert trainer_kit.EvaluationLog(str(tmp_path / "evaluations.json")).done(4)
+    with MetricWriter(str(tmp_path)) as writer:
+        writer.write(4, {"loss": 1.0})
+        trainer_kit.restore_eval_line(writer, evals, 4)
+        trainer_kit.restore_eval_line(writer, evals, 4)
+    lines = read_metrics(str(tmp_path / "metrics.jsonl"))
+    assert [(r["step"], r["split"]) for r in lines] == [(4, "train"), (4, "val")]
+    assert lines[1]["METEOR"] == 1.5 and "predict_seconds" not in lines[1]
+
+
+def test_a_workdir_trained_with_another_vocabulary_is_refused(tmp_path):
+    """Resuming into a workdir whose checkpoints index another vocabulary's ids."""
+    first = CaptionVocab(["a", "b", "UNK"])
+    second = CaptionVocab(["b", "a", "UNK"])
+    c = synthetic.get_config("root=x")
+    build.write_model_info(str(tmp_path), build.model_info(c, first, 8), first)
+    build.write_model_info(str(tmp_path), build.model_info(c, first, 8), first)  # same: ok
+    with pytest.raises(build.VocabularyMismatchError, match="another vocabulary"):
+        build.write_model_info(str(tmp_path), build.model_info(c, second, 8), second)
+    assert build.load_trained_run(str(tmp_path)).vocab.words == first.words
