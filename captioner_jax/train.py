@@ -124,6 +124,15 @@ def host_assignment(cost_rows: np.ndarray, gt_valid: np.ndarray) -> np.ndarray:
                      for layer in range(cost_rows.shape[1])], axis=1)
 
 
+def _match(match_costs, state, batch, host, step_key, mesh) -> jax.Array:
+    """The assignment [B, layers, N] of this step's training forward (a global array): costs
+    on the device, this host's videos solved on the host."""
+    cost = inference.host_rows(match_costs(state["params"], batch, step_key, state["step"]),
+                               mesh)
+    return mesh_lib.global_batch({"assign": host_assignment(cost, host["gt_valid"])},
+                                 mesh_lib.batch_sharding(mesh))["assign"]
+
+
 def _evaluate(step: int, *, config, model, params, data: _Data, mesh, workdir: str,
               writer: MetricWriter, best_ckpt: Checkpointer, evals: trainer_kit.EvaluationLog,
               steps_per_epoch: int) -> dict:
@@ -244,11 +253,8 @@ def run(config, workdir: str) -> dict:
             host = next(train_iter)
             batch = mesh_lib.global_batch(host, batch_sharding)
             assign = None
-            if match_costs is not None:
-                cost = inference.host_rows(
-                    match_costs(state["params"], batch, step_key, state["step"]), mesh)
-                assign = mesh_lib.global_batch(
-                    {"a": host_assignment(cost, host["gt_valid"])}, batch_sharding)["a"]
+            if match_costs is not None:  # mode "queries": Hungarian matching on the host
+                assign = _match(match_costs, state, batch, host, step_key, mesh)
             state, metrics = train_step(state, batch, step_key, assign)
             window.add(metrics)
             if itstime(step, log_every, total_steps):

@@ -179,6 +179,14 @@ def _finish_step(pending: _Pending, state, *, update, vocab, reward_fn: CaptionR
     return state, metrics
 
 
+def _log_step(step: int, metrics: dict, *, window, writer: MetricWriter, progress: Progress,
+              every: int, total: int) -> None:
+    """Adds a finished step's metrics to the window; writes the window's means when due."""
+    window.add(metrics)
+    if itstime(step, every, total):
+        writer.write(step, dict(window.flush(step), **progress.rates(step)))
+
+
 def run(config, workdir: str) -> dict:
     """Stage entry point (see the module docstring). Returns {"steps", "xe", "final"} or,
     when preempted, {"steps": the checkpointed step, "preempted": True}."""
@@ -289,6 +297,8 @@ def run(config, workdir: str) -> dict:
         # -------------------------------------------------------------- loop
         progress = Progress(total_steps, items_per_step=global_batch, desc="scst",
                             item_name="videos")
+        log_step = functools.partial(_log_step, window=window, writer=writer,
+                                     progress=progress, every=log_every, total=total_steps)
         pending = None
         for step in range(start + 1, total_steps + 1):
             host = next(train_iter)
@@ -296,10 +306,7 @@ def run(config, workdir: str) -> dict:
             sampled = sampler(state["params"], batch, jax.random.fold_in(base_key, step))
             if pending is not None:  # the device samples `step` meanwhile
                 state, metrics = finish(pending, state, in_flight=sampled)
-                window.add(metrics)
-                if itstime(pending.step, log_every, total_steps):
-                    writer.write(pending.step, dict(window.flush(pending.step),
-                                                    **progress.rates(pending.step)))
+                log_step(pending.step, metrics)
             pending = _Pending(step, batch, sampled)
             stop = guard.should_stop(step)
             evaluating = bool(eval_every) and itstime(step, eval_every, total_steps)
@@ -307,9 +314,7 @@ def run(config, workdir: str) -> dict:
                     or itstime(step, ckpt_every, last=False)):
                 state, metrics = finish(pending, state)
                 pending = None
-                window.add(metrics)
-                if itstime(step, log_every, total_steps):
-                    writer.write(step, dict(window.flush(step), **progress.rates(step)))
+                log_step(step, metrics)
                 trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
                                             force=stop)
                 if stop:
