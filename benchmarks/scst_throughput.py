@@ -74,7 +74,7 @@ def build_light_model(vocab: int, hidden: int, events: int, seed: int = 0):
 
 def build_pdvc_model(vocab: int, hidden: int, videos: int, events: int, steps: int = 100,
                      feat_dim: int = 512, seed: int = 0):
-    """ActivityNet-size PDVC (REFERENCE.md §4) over `videos` x `events` random GT proposals."""
+    """ActivityNet-size PDVC (docs/reference.md §4) over `videos` x `events` random GT proposals."""
     from captioner_jax.models.pdvc import PDVC
     from captioner_jax.scst.pdvc_decoder import pdvc_build_decoder
 

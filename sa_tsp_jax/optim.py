@@ -5,7 +5,7 @@ the gradient before the momentum buffer), two parameter groups — backbone (lr 
 size) and heads (lr 2e-3 x world size) — and `WarmupMultiStepLR`:
   factor(it) = [wf * (1 - it / W) + it / W if it < W else 1] * gamma ** #(milestones <= it)
 with wf = 1e-5, W = warmup epochs x iterations per epoch, milestones in iterations.
-The stem is frozen (REFERENCE.md section 2: lr 0): its parameters get no update at all.
+The stem is frozen (docs/reference.md section 2: lr 0): its parameters get no update at all.
 The "adam" option swaps SGD for AdamW with the same groups and schedule.
 """
 from __future__ import annotations

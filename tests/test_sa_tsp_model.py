@@ -48,7 +48,7 @@ def test_r2plus1d_34_count(rule):
     assert _count(shapes["params"]) == _independent_count((3, 4, 6, 3), rule)
     backbone = _count(shapes["params"]["backbone"])
     if rule == "tsp":
-        assert backbone == 63_491_975  # REFERENCE.md: ~63.5M
+        assert backbone == 63_491_975  # docs/reference.md: ~63.5M
     # batch_stats: mean + var per BN channel = as many as BN scale + bias.
     bn_params = sum(int(np.prod(x.shape)) for p, x in
                     jax.tree_util.tree_leaves_with_path(shapes["params"])

@@ -1,6 +1,6 @@
 """Fast path of the official dense-captioning metrics (densevid_eval "2018" and latest).
 
-Same numbers as `evaluate2018.py` / `evaluate2021.py` (see ../shared/docs/EVALUATION.md §2-3),
+Same numbers as `evaluate2018.py` / `evaluate2021.py` (see docs/evaluation.md §2-3),
 computed differently:
   * the captions are tokenized in ONE PTBTokenizer call (`ptb_tokenize_documents`), instead
     of two calls per scorer per threshold, but each line in exactly the context the official

@@ -1,6 +1,6 @@
 """Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
 
-Exactly REFERENCE.md section 3 (the `AsymmetricLoss` of Alibaba-MIIL/ASL with
+Exactly docs/reference.md section 3 (the `AsymmetricLoss` of Alibaba-MIIL/ASL with
 `disable_torch_grad_focal_loss=True`). With logits x, targets y in {0,1}, p = sigmoid(x):
   p_neg = min(1 - p + clip, 1)                (probability shifting of easy negatives)
   L     = y * log(max(p, eps)) + (1 - y) * log(max(p_neg, eps))

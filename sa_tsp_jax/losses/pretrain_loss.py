@@ -5,7 +5,7 @@
   batch has no foreground clip PyTorch returns NaN; we return 0 (deliberate difference, so a
   background-only batch does not trip the NaN guard).
 - L_temporal: cross-entropy of the region head ("Action" / "No action"), mean over clips.
-- L_semantic: the Asymmetric Loss (sum reduction, REFERENCE.md section 3) of the concept head.
+- L_semantic: the Asymmetric Loss (sum reduction, docs/reference.md section 3) of the concept head.
 Setting a weight to 0 removes that term (and its head's gradient): action-only (alpha=beta=0),
 TSP (beta=0) and SA-TSP pretraining are the same code. alpha and beta are not given in the
 report; the defaults are 1 and 1.

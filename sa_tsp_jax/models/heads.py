@@ -1,6 +1,6 @@
 """The SA-TSP model: R(2+1)D backbone + action, temporal-region and semantic-concept heads.
 
-Heads (REFERENCE.md section 2, TSP's `fc1`/`fc2`, and the SA-TSP report):
+Heads (docs/reference.md section 2, TSP's `fc1`/`fc2`, and the SA-TSP report):
   action_head:  Dense(feature -> num_actions) on the clip feature.
   region_head:  Dense(concat(clip feature, GVF) -> 2) ("Action" / "No action"); with
                 `use_gvf=False` it sees the clip feature alone (TSP's `--global-video-features

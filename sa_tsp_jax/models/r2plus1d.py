@@ -1,10 +1,10 @@
 """R(2+1)D video backbone (torchvision `VideoResNet` / TSP layout) in Flax linen.
 
 Input: clips [B, T, H, W, 3], channels-last, already normalised (see the TSP transform in
-REFERENCE.md section 2). Output: globally average-pooled features [B, C] (C = 512 for
+docs/reference.md section 2). Output: globally average-pooled features [B, C] (C = 512 for
 R(2+1)D-18/34), float32.
 
-Layout (REFERENCE.md section 2), no conv biases anywhere:
+Layout (docs/reference.md section 2), no conv biases anywhere:
   stem: Conv 3->45 k(1,7,7) s(1,2,2) p(0,3,3), BN, ReLU; Conv 45->64 k(3,1,1) p(1,0,0), BN, ReLU
   4 stages of BasicBlocks with Conv2Plus1D(in, out, mid, s):
      spatial k(1,3,3) s(1,s,s) p(0,1,1) -> BN(mid) -> ReLU -> temporal k(3,1,1) s(s,1,1) p(1,0,0)
