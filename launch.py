@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from data_prep.orchestration import registry
 from data_prep.orchestration.config_files import write_resolved_config
 from data_prep.orchestration.registry import resolve_stage
+
+# Config files live in the source checkout (`configs/` is not packaged: see the README,
+# "Install as a package"); relative --config paths are relative to the working directory.
+_ROOT = pathlib.Path(__file__).resolve().parent
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Python config file, optionally with ':arg'.", lock_config=True
@@ -57,5 +64,32 @@ def main(argv) -> None:
         logging.info("stage %s finished: %s", stage, result)
 
 
-if __name__ == "__main__":
+def launchable_configs(root: pathlib.Path = _ROOT) -> list[str]:
+    """`configs/**.py` files that define `get_config` (what --config can name)."""
+    found = []
+    for path in sorted((root / "configs").rglob("*.py")):
+        if path.name not in ("__init__.py", "base.py") and "\ndef get_config(" in path.read_text():
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def usage() -> str:
+    """--help text: this docstring, the registered stages and the launchable configs."""
+    configs = launchable_configs()
+    listing = "\n".join(f"  {c}" for c in configs) if configs else (
+        f"  (none found under {_ROOT / 'configs'}: run from a source checkout)")
+    return (f"{__doc__}\nStages (config.stage): {', '.join(sorted(registry.STAGES))}\n\n"
+            f"Launchable configs (--config FILE[:switches]; each file's docstring lists its "
+            f"switches):\n{listing}\n")
+
+
+def cli() -> None:
+    """Console script `sa-tsp-launch` (pyproject.toml): `python launch.py` as a command."""
+    if str(_ROOT) not in sys.path and (_ROOT / "configs").is_dir():
+        sys.path.insert(0, str(_ROOT))  # config files import `configs.common`
+    sys.modules["__main__"].__doc__ = usage()
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -159,3 +159,19 @@ def test_api_errors(captioner, released, tmp_path):
         DenseCaptioner.load(str(tmp_path), cap)
     with pytest.raises(ValueError, match="distinct file names"):
         captioner([str(videos / "clip_a.mp4"), str(tmp_path / "clip_a.mp4")])
+
+
+def test_launch_help_lists_stages_and_configs():
+    import subprocess
+    import sys
+
+    from data_prep.orchestration.config_files import REPO_ROOT
+
+    out = subprocess.run([sys.executable, "launch.py", "--help"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for stage in registry.STAGES:
+        assert stage in out.stdout
+    assert "configs/caption_video.py" in out.stdout
+    assert "configs/captioner/activitynet.py" in out.stdout
+    assert "configs/common.py" not in out.stdout  # helper modules are not launchable
