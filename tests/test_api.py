@@ -169,7 +169,7 @@ def test_launch_help_lists_stages_and_configs():
 
     out = subprocess.run([sys.executable, "launch.py", "--help"], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    assert "Stages" in out.stdout, out.stderr  # (absl exits 1 after --help)
     for stage in registry.STAGES:
         assert stage in out.stdout
     assert "configs/caption_video.py" in out.stdout
