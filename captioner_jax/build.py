@@ -143,15 +143,6 @@ def train_iterator(config, train_ids, videos, loader, vocab, per_host_batch: int
                                 seed=int(config.seed), train=True))
 
 
-def step_checkpointer(config, workdir: str):
-    """The step checkpoints of a trainer: `workdir/checkpoints`, `config.keep_checkpoints`
-    kept. The trainers decide when to save (`trainer_kit.save_checkpoint`)."""
-    from data_prep.infra.checkpointing import Checkpointer
-
-    return Checkpointer(paths.join(workdir, "checkpoints"),
-                        max_to_keep=int(config.get("keep_checkpoints", 3)))
-
-
 # ---------------------------------------------------------------------- trained-run record
 # A trained run's workdir holds, beside its checkpoints, the vocabulary its output layer was
 # trained with (VOCAB_FILE) and MODEL_INFO: the model config, the vocabulary's size and

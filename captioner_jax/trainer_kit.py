@@ -29,8 +29,10 @@ import numpy as np
 
 from data_prep.infra import distributed, paths
 from data_prep.infra.atomic_files import atomic_write_json, read_json
+from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.loop import MetricWindow, itstime
 from data_prep.infra.metrics import MetricWriter, read_metrics
+from data_prep.infra.preemption import PreemptionGuard
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,21 @@ def restore_eval_line(writer: MetricWriter, evals: EvaluationLog, step: int) -> 
     lines = read_metrics(writer.path) if paths.exists(writer.path) else []
     if not any(r.get("step") == step and r.get("split") == "val" for r in lines):
         writer.write(step, metrics_line(entry), split="val")
+
+
+def enter_resources(stack, config, workdir: str, loader):
+    """What a trainer's loop holds, entered on `stack` (a contextlib.ExitStack) so that every
+    exit path closes it: (step checkpointer `workdir/checkpoints` keeping
+    `config.keep_checkpoints`, best checkpointer `workdir/best`, metrics writer, preemption
+    guard, resumable window `workdir/metric_windows`); the feature `loader` is closed too."""
+    ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "checkpoints"),
+                                            max_to_keep=int(config.keep_checkpoints)))
+    best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
+    writer = stack.enter_context(MetricWriter(workdir))
+    guard = stack.enter_context(PreemptionGuard())
+    stack.callback(loader.close)
+    window = ResumableWindow(paths.join(workdir, "metric_windows"))
+    return ckpt, best_ckpt, writer, guard, window
 
 
 def restore_or_init(ckpt, window: ResumableWindow, writer: MetricWriter, abstract, shardings,

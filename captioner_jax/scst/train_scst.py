@@ -57,7 +57,6 @@ from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.loop import itstime, mesh_for_batch
 from data_prep.infra.metrics import MetricWriter
-from data_prep.infra.preemption import PreemptionGuard
 from data_prep.infra.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -264,12 +263,8 @@ def run(config, workdir: str) -> dict:
     ckpt_every = int(config.checkpoint_every_steps)
     overlap = bool(sc.overlap)
     with contextlib.ExitStack() as stack:
-        ckpt = stack.enter_context(build.step_checkpointer(config, workdir))
-        best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
-        writer = stack.enter_context(MetricWriter(workdir))
-        guard = stack.enter_context(PreemptionGuard())
-        stack.callback(data.loader.close)
-        window = trainer_kit.ResumableWindow(paths.join(workdir, "metric_windows"))
+        ckpt, best_ckpt, writer, guard, window = trainer_kit.enter_resources(
+            stack, config, workdir, data.loader)
         train_iter = build.train_iterator(config, data.train_ids, data.videos, data.loader,
                                           vocab, per_host)
 
