@@ -8,6 +8,8 @@ Switches (plus those of `configs/captioner/base.py`):
   features=DIR    per-video `.npy` features of our SA-TSP encoder (one (N, 512) array per
                   video, named `<video_id>.npy`; default runs/activitynet/features/sa_tsp)
   h5=PATH         instead: TSP's single HDF5 file keyed by video id
+  dim=N           dimension of those features (default 512: R(2+1)D-34; other encoders'
+                  exports, e.g. the small variant of a runlocal pipeline, differ)
   extra=i3d+vggish  also concatenate BMT-style I3D (`<id>_rgb/flow.npy`, 2048-d) and
                   VGGish (`<id>_vggish.npy`, 128-d) features from `i3d_dir=`/`vggish_dir=`
                   (the report's best combination "SA-TSP + I3D + VGGish")
@@ -26,7 +28,7 @@ _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "d
 
 # Switches of this file (plus base.COMMON_SWITCHES and base.XE_SWITCHES).
 SWITCHES = dict(captions=os.path.normpath(_SHARED), features="runs/activitynet/features/sa_tsp",
-                h5="", extra="", i3d_dir="data/i3d", vggish_dir="data/vggish", vocab="")
+                h5="", dim=512, extra="", i3d_dir="data/i3d", vggish_dir="data/vggish", vocab="")
 
 
 def get_config(arg: str | None = None):
@@ -41,10 +43,10 @@ def build(sw):
     c.data.val_captions = os.path.join(captions, "val_1.json")
     c.data.vocab_path = sw.vocab or os.path.join(captions, "vocabulary_activitynet.json")
     if sw.h5:
-        c.data.features = [dict(name="tsp", path=sw.h5, format="hdf5", dim=512)]
+        c.data.features = [dict(name="tsp", path=sw.h5, format="hdf5", dim=sw.dim)]
     else:
         c.data.features = [dict(name="sa_tsp", path=sw.features, format="npy",
-                                pattern="{video_id}.npy", dim=512)]
+                                pattern="{video_id}.npy", dim=sw.dim)]
     extra = [e for e in sw.extra.split("+") if e]
     for name in extra:
         base.one_of("extra", name, ("i3d", "vggish"))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 STAGES: dict[str, str] = {
     "evaluate": "captioner_jax.evaluation.stage:run",
     "synthetic_data": "data_prep.synthetic.stage:run",
+    "activitynet_subset": "data_prep.synthetic.activitynet_subset:run",
     "text_vocab": "data_prep.text.stage:run",
     "write_shards": "data_prep.shards.stage:run",
     "sa_tsp_train": "sa_tsp_jax.train:run",
