@@ -119,8 +119,22 @@ _SCRIPT = """
     if (scrub && document.activeElement !== scrub) { scrub.value = String(t); }
   }
 
+  // Browsers snap a seek to a frame, which can land up to a frame before an event's start
+  // and would show the previous caption: a video time within SNAP_S of the last seek target
+  // counts as the target until playback moves past it.
+  var SNAP_S = 0.05;
+  var seekTargetS = null;
+
+  function videoTime() {
+    var t = video.currentTime;
+    if (seekTargetS !== null && Math.abs(t - seekTargetS) < SNAP_S) { return seekTargetS; }
+    seekTargetS = null;
+    return t;
+  }
+
   function seek(t) {
     if (video) {
+      seekTargetS = t;
       video.currentTime = t;
       var p = video.play();
       if (p && p.catch) { p.catch(function () {}); }
@@ -140,8 +154,8 @@ _SCRIPT = """
     })(items[i]);
   }
   if (video) {
-    video.addEventListener("timeupdate", function () { update(video.currentTime); });
-    video.addEventListener("seeked", function () { update(video.currentTime); });
+    video.addEventListener("timeupdate", function () { update(videoTime()); });
+    video.addEventListener("seeked", function () { update(videoTime()); });
   }
   if (scrub) {
     scrub.addEventListener("input", function () {
@@ -173,6 +187,12 @@ def _video_url(video_src: str) -> str:
     return urllib.parse.quote(video_src.replace(os.sep, "/"), safe="/")
 
 
+def _exact(t: float) -> str:
+    """A time attribute that parseFloat reads back as the same double (rounding to 3
+    decimals put an event's seek target before its start: clicking it showed no caption)."""
+    return repr(float(t))
+
+
 def _event_list(events: list[Event], kind: str) -> str:
     if not events:
         return '<p class="idle">(no events)</p>'
@@ -180,7 +200,7 @@ def _event_list(events: list[Event], kind: str) -> str:
     for e in events:
         rows.append(
             f'<li class="event {kind}" tabindex="0" value="{e.index + 1}" '
-            f'data-start="{e.start:.3f}" data-end="{e.end:.3f}">'
+            f'data-start="{_exact(e.start)}" data-end="{_exact(e.end)}">'
             f'<span class="time">{e.start:.1f}–{e.end:.1f} s</span>'
             f'<span class="sentence">{_esc(e.sentence)}</span></li>')
     return f'<ol class="events {kind}">\n' + "\n".join(rows) + "\n</ol>"
@@ -195,7 +215,8 @@ def _track(events: list[Event], kind: str, duration: float) -> str:
         left = 100.0 * min(e.start, duration) / duration
         width = 100.0 * (min(e.end, duration) - min(e.start, duration)) / duration
         blocks.append(
-            f'<div class="block {kind}" data-start="{e.start:.3f}" data-end="{e.end:.3f}" '
+            f'<div class="block {kind}" data-start="{_exact(e.start)}" '
+            f'data-end="{_exact(e.end)}" '
             f'title="{_esc(f"{e.index + 1}. {e.sentence}")}" '
             f'style="left:{left:.3f}%;width:{width:.3f}%;top:{2 + lane * _TRACK_LANE_PX}px">'
             f'</div>')
