@@ -27,7 +27,7 @@ def _setup(caption_head):
     }
     variables = jax.jit(lambda k: model.init(
         {"params": k}, inputs["feats"], inputs["feat_valid"], inputs["duration"],
-        method=PDVC.init_all))(jax.random.PRNGKey(0))
+        method=PDVC.init_all))(jax.random.key(0))
     params = variables["params"]
     # Sharpen the word logits so greedy paths are far from ties.
     params = jax.tree_util.tree_map_with_path(
