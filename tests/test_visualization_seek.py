@@ -19,3 +19,25 @@ def test_event_times_survive_the_page_exactly(tmp_path):
     assert starts == {start} and ends == {end}  # list item and timeline block
     # The seek handler keeps the target when the browser snaps to an earlier frame.
     assert "seekTargetS = t;" in text and "update(videoTime())" in text
+
+
+def test_curves_overview_keeps_models_apart_and_shows_what_matters(tmp_path):
+    import json as _json
+
+    from captioner_jax.visualization.curves import plot_overview
+
+    enc, cap = tmp_path / "sa_tsp" / "metrics.jsonl", tmp_path / "captioner" / "metrics.jsonl"
+    for path, rows in ((enc, [{"step": s, "split": "train", "loss": 2.0 / s, "lr": 0.1,
+                               "grad_norm": 1.0, "zz_internal": 3} for s in (1, 2, 3)]),
+                       (cap, [{"step": 5, "split": "train", "loss": 9.0, "loss_caption": 4.0,
+                               "lr": 1e-4, "grad_norm": 2.0},
+                              {"step": 5, "split": "val", "METEOR": 1.5, "SODA_c": 0.7,
+                               "CIDEr": 3.0, "tiou_0.3": {"METEOR": 1.0}}])):
+        path.parent.mkdir()
+        path.write_text("\n".join(_json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "curves.png"
+    plotted = plot_overview([str(enc), str(cap)], str(out))
+    assert plotted == {"sa_tsp/metrics": ["loss", "lr"],
+                       "captioner/metrics": ["loss", "loss_caption", "lr", "METEOR", "CIDEr",
+                                             "SODA_c"]}
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

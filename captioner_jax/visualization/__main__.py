@@ -5,7 +5,8 @@
       [--videos-dir DIR] --out DIR [--num 5] [--video-ids v_a,v_b] [--metrics M.jsonl ...]
 
 Writes DIR/<video>_timeline.png, DIR/<video>.html and DIR/index.html (and DIR/curves.png
-from the given metrics files).
+from the given metrics files: losses, learning rate and validation metrics, one block of
+panels per file, i.e. per model; `curves.plot_training_curves` plots every metric).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from captioner_jax.visualization.curves import plot_training_curves
+from captioner_jax.visualization.curves import plot_overview
 from captioner_jax.visualization.gallery import render_submission_videos
 from data_prep.infra import paths
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                                            args.videos_dir, args.num, ids, args.thumbnails)
         if args.metrics:
             curves = paths.join(args.out, "curves.png")
-            plot_training_curves(args.metrics, curves)
+            plot_overview(args.metrics, curves)  # losses, lr, val metrics per model
             print(f"training curves: {curves}")
     except (ValueError, FileNotFoundError) as err:
         logging.error("%s", err)

@@ -143,26 +143,84 @@ def plot_training_curves(metrics_jsonl_paths: Sequence[str], out_png: str,
     all_series = sorted({s for name in names for s in series[name]})
     colours = {s: f"C{i % 10}" for i, s in enumerate(all_series)}
     for i, name in enumerate(names):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        values_all = []
-        for sname, points in series[name].items():
-            steps = [p[0] for p in points]
-            values = [p[1] for p in points]
-            values_all += [v for v in values if math.isfinite(v)]
-            split = sname.rsplit(":", 1)[-1]
-            ax.plot(steps, values, _SPLIT_STYLES.get(split, "-"), color=colours[sname],
-                    marker="o" if len(points) <= 30 else None, markersize=3, lw=1.3,
-                    label=sname or "value")
-        # Losses spanning orders of magnitude read better on a log axis.
-        if values_all and min(values_all) > 0 and max(values_all) / min(values_all) >= 100:
-            ax.set_yscale("log")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(True, alpha=0.3)
-        if len(series[name]) > 1 or any(series[name]):
-            ax.legend(fontsize=7, loc="best")
+        _draw_panel(fig.add_subplot(nrows, ncols, i + 1), name, series[name], colours)
     fig.tight_layout()
     with local_output(out_png) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", facecolor="white")
     return names
+
+
+def _draw_panel(ax, title: str, by_series: Mapping[str, list], colours: Mapping[str, str]):
+    """One metric: a line per (file, split) series, log axis for wide-ranging positives."""
+    values_all = []
+    for sname, points in by_series.items():
+        steps = [p[0] for p in points]
+        values = [p[1] for p in points]
+        values_all += [v for v in values if math.isfinite(v)]
+        split = sname.rsplit(":", 1)[-1]
+        ax.plot(steps, values, _SPLIT_STYLES.get(split, "-"), color=colours.get(sname, "C0"),
+                marker="o" if len(points) <= 30 else None, markersize=3, lw=1.3,
+                label=sname or "value")
+    # Losses spanning orders of magnitude read better on a log axis.
+    if values_all and min(values_all) > 0 and max(values_all) / min(values_all) >= 100:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
+    if len(by_series) > 1 or any(by_series):
+        ax.legend(fontsize=7, loc="best")
+
+
+# The panels worth a first look, in this order: losses, learning rate, validation metrics.
+OVERVIEW_KEYS = ("loss", "loss_*", "*_loss", "lr", "learning_rate", "*/lr", "METEOR", "CIDEr",
+                 "Bleu_4", "SODA_c", "Recall", "Precision", "*accuracy*", "*_acc")
+
+
+def plot_overview(metrics_paths: Sequence[str], out_png: str,
+                  keys: Sequence[str] = OVERVIEW_KEYS, ncols: int = 4,
+                  panel_size_in: tuple[float, float] = (4.2, 2.9), dpi: int = 100) -> dict:
+    """`curves.png`: per metrics file (one model each: encoder, captioner, ...) a block of
+    rows with only the metrics matching `keys` (globs) in that order, titled
+    "<file>: <metric>", so two models' metrics never share a panel.
+    Returns {file label: [metric names plotted]}."""
+    if isinstance(metrics_paths, (str, os.PathLike)):
+        metrics_paths = [os.fspath(metrics_paths)]
+    for path in metrics_paths:
+        if not paths_lib.is_file(path):
+            raise FileNotFoundError(f"metrics file not found: {path}")
+    labels = _file_labels(list(metrics_paths))
+    blocks = []
+    for path, label in zip(metrics_paths, labels):
+        series = collect_series([path])
+        names = [n for n in _select_quiet(list(series), keys)]
+        blocks.append((label, names, series))
+    ncols = max(1, min(ncols, max((len(n) for _, n, _ in blocks), default=1)))
+    rows = [max(1, math.ceil(len(n) / ncols)) for _, n, _ in blocks]
+    fig = Figure(figsize=(panel_size_in[0] * ncols, panel_size_in[1] * max(1, sum(rows))),
+                 dpi=dpi)
+    FigureCanvasAgg(fig)
+    row = 0
+    for (label, names, series), nrow in zip(blocks, rows):
+        if not names:
+            ax = fig.add_subplot(sum(rows), ncols, row * ncols + 1)
+            ax.axis("off")
+            ax.text(0, 0.5, f"{label}: no loss / lr / validation metrics", fontsize=9)
+        for i, name in enumerate(names):
+            ax = fig.add_subplot(sum(rows), ncols, row * ncols + i + 1)
+            colours = {s: f"C{j % 10}" for j, s in enumerate(sorted(series[name]))}
+            _draw_panel(ax, f"{label}: {name}", series[name], colours)
+        row += nrow
+    fig.tight_layout()
+    with local_output(out_png) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", facecolor="white")
+    return {label: names for label, names, _ in blocks}
+
+
+def _select_quiet(available: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """`_select` without warnings for patterns a model does not log (an encoder has no
+    METEOR)."""
+    chosen: list[str] = []
+    for pattern in keys:
+        chosen += [k for k in available if fnmatch.fnmatchcase(k, pattern) and k not in chosen]
+    return chosen
