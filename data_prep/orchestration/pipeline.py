@@ -9,6 +9,9 @@ seconds and result). `config.force` ("all" or comma-separated names) reruns step
 `config.only` restricts the run to the named steps. `config.report` names a report of
 `registry.REPORTS` ("" for none), called with the results of every step.
 
+Every step runs holding its workdir's lock and with a resumed step's config checked against
+its checkpoint's (`data_prep/infra/workdir_lock.py`), as `launch.py` runs a stage.
+
 Multi-host: every process runs the same steps (the stages are collective). Which steps are
 done is decided once, before the first step, and checked to be the same on every process;
 only process 0 writes the markers, and the processes meet after each step.
@@ -20,9 +23,11 @@ import time
 
 from data_prep.infra import distributed, paths
 from data_prep.infra.atomic_files import atomic_write_json, read_json
+from data_prep.infra.workdir_lock import WorkdirLock, check_resume_config
 from data_prep.orchestration import registry
 from data_prep.orchestration.config_files import (
     apply_overrides,
+    clean_workdir_temporaries,
     load_config_file,
     write_resolved_config,
 )
@@ -100,15 +105,21 @@ def run_pipeline(config, workdir: str) -> dict:
             stage_config.run = config.run
         log.info("[%d/%d] %s: stage %s, config %s, workdir %s",
                  number, len(plan), name, stage_config.stage, spec, step_dir)
-        if distributed.is_main_process():
-            paths.remove(marker)  # a rerun (force) is unfinished until it returns
-        write_resolved_config(stage_config, step_dir)
-        t0 = time.perf_counter()
-        result = registry.resolve_stage(stage_config.stage)(stage_config, step_dir)
-        seconds = time.perf_counter() - t0
-        if distributed.is_main_process():
-            atomic_write_json(marker, {"stage": stage_config.stage, "config": spec,
-                                       "seconds": round(seconds, 1), "result": result})
+        run_stage = registry.resolve_stage(stage_config.stage)
+        # Each step holds its own workdir's lock, as `launch.py` gives a stage (re-entered
+        # when the step works in the pipeline's own workdir).
+        with WorkdirLock(step_dir):
+            if distributed.is_main_process():
+                paths.remove(marker)  # a rerun (force) is unfinished until it returns
+                clean_workdir_temporaries(step_dir)
+            check_resume_config(step_dir, stage_config, stage_config.stage)
+            write_resolved_config(stage_config, step_dir)
+            t0 = time.perf_counter()
+            result = run_stage(stage_config, step_dir)
+            seconds = time.perf_counter() - t0
+            if distributed.is_main_process():
+                atomic_write_json(marker, {"stage": stage_config.stage, "config": spec,
+                                           "seconds": round(seconds, 1), "result": result})
         distributed.sync(f"pipeline step {name}")
         results[name] = result
         ran.append(name)
