@@ -9,6 +9,7 @@ memory, decoder states, class logits, counts, boxes and greedy caption ids equal
 """
 from __future__ import annotations
 
+import argparse
 import json
 
 import jax
@@ -153,9 +154,12 @@ def test_parity_with_a_pytorch_pdvc(tmp_path, share, mode):
     model_t = _torch_model(torch, opt)
     run_dir = tmp_path / "save" / "anet_run"
     run_dir.mkdir(parents=True)
-    torch.save({"epoch": 3, "model": model_t.state_dict(), "optimizer": {}},
-               run_dir / "model-best.pth")
-    (run_dir / "info.json").write_text(json.dumps({"best": {"opt": opt}}))
+    saved = {"epoch": 3, "model": model_t.state_dict(), "optimizer": {}}
+    if mode == "gt_proposals":  # a checkpoint that carries its opt (an argparse Namespace)
+        saved["opt"] = argparse.Namespace(**opt)
+    else:  # PDVC's layout: opt in info.json next to model-best.pth
+        (run_dir / "info.json").write_text(json.dumps({"best": {"opt": opt}}))
+    torch.save(saved, run_dir / "model-best.pth")
     write_vocab(tmp_path / "data" / "vocab.json")  # found via opt dict_file
     out = tmp_path / "imported"
     import_pdvc.main([str(run_dir / "model-best.pth"), str(out)])
