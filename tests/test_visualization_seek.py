@@ -41,3 +41,24 @@ def test_curves_overview_keeps_models_apart_and_shows_what_matters(tmp_path):
                        "captioner/metrics": ["loss", "loss_caption", "lr", "METEOR", "CIDEr",
                                              "SODA_c"]}
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_plays_after_its_folder_moved(tmp_path):
+    import shutil
+    import urllib.parse
+
+    from captioner_jax.visualization.gallery import render_video_result
+    from tests.shard_fixtures import write_mp4
+
+    video = tmp_path / "videos" / "my clip.mp4"
+    video.parent.mkdir()
+    write_mp4(video, 0, 20)
+    render_video_result(str(tmp_path / "out" / "html"), "my clip",
+                        [{"timestamp": [0.1, 0.5], "sentence": "a thing."}], duration_s=0.66,
+                        video_path=str(video), num_thumbnails=0)
+    shutil.move(tmp_path / "out", tmp_path / "elsewhere")
+    text = (tmp_path / "elsewhere" / "html" / "my_clip.html").read_text(encoding="utf-8")
+    sources = re.findall(r'<source src="([^"]+)">', text)
+    assert sources[0] == "../../videos/my%20clip.mp4"  # relative: moves with its videos
+    assert sources[1].startswith("file://")  # absolute: survives moving the output alone
+    assert urllib.parse.unquote(urllib.parse.urlparse(sources[1]).path) == str(video.resolve())

@@ -10,6 +10,7 @@ import html
 import logging
 import math
 import os
+import pathlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -87,8 +88,13 @@ def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
                     frame_times=times)
     page = paths.join(out_dir, f"{stem}.html")
     video_src = page_video_src(video_path, out_dir) if video_path else None
+    fallback = None
+    if video_path and paths.is_local(video_path) and video_src != os.fspath(video_path):
+        # Relative first (the folder moves with its videos), absolute second (the output
+        # folder moved on its own).
+        fallback = pathlib.Path(paths.absolute(video_path)).resolve().as_uri()
     write_caption_page(page, video_src, video_id, duration_s, predicted, references,
-                       timeline_png=png)
+                       timeline_png=png, video_fallback=fallback)
     return {"video_id": video_id, "timeline_png": png, "html": page,
             "num_predicted": len(predicted), "duration_s": duration_s}
 

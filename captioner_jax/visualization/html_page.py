@@ -229,7 +229,7 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
                        duration_s: float | None, predicted: list[dict],
                        references: list[dict] | Mapping[str, list[dict]] | None = None,
                        timeline_png: str | None = None, title: str | None = None,
-                       max_events: int = 100) -> str:
+                       max_events: int = 100, video_fallback: str | None = None) -> str:
     """Writes the page (atomically) and returns its path.
 
     Args:
@@ -244,6 +244,8 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
       title: the <title>; defaults to "<video_id> — dense captions".
       max_events: per list, only the first this many events are shown (a learned-proposal
         submission may hold 1000 per video; file order is the model's ranking).
+      video_fallback: a second source the browser tries when `video_src` does not load (an
+        absolute `file://` URI: the page still plays after its folder was moved).
     """
     counts: dict[str, int] = {}
 
@@ -275,7 +277,14 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
         "predicted": [e.to_json() for e in pred],
         "references": {k: [e.to_json() for e in v] for k, v in ref_sets.items()},
     }
-    if video_src:
+    if video_src and video_fallback:
+        # <source> children are tried in order: the relative path, then the absolute one.
+        player = (f'<video id="dvc-video" controls preload="metadata">'
+                  f'<source src="{_esc(_video_url(video_src))}">'
+                  f'<source src="{_esc(_video_url(video_fallback))}">'
+                  f'Your browser cannot play this video: '
+                  f'<a href="{_esc(_video_url(video_src))}">{_esc(video_src)}</a></video>')
+    elif video_src:
         player = (f'<video id="dvc-video" controls preload="metadata" '
                   f'src="{_esc(_video_url(video_src))}">Your browser cannot play this video: '
                   f'<a href="{_esc(_video_url(video_src))}">{_esc(video_src)}</a></video>')
