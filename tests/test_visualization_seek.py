@@ -62,3 +62,13 @@ def test_page_plays_after_its_folder_moved(tmp_path):
     assert sources[0] == "../../videos/my%20clip.mp4"  # relative: moves with its videos
     assert sources[1].startswith("file://")  # absolute: survives moving the output alone
     assert urllib.parse.unquote(urllib.parse.urlparse(sources[1]).path) == str(video.resolve())
+
+
+def test_unplayable_video_message_is_on_the_page(tmp_path):
+    out = tmp_path / "p.html"
+    write_caption_page(str(out), "clip.avi", "v_avi", 5.0,
+                       [{"timestamp": [0, 1], "sentence": "x."}])
+    text = out.read_text(encoding="utf-8")
+    box = re.search(r'<div id="dvc-video-error" class="novideo" hidden>(.*?)</div>', text)
+    assert box and "clip.avi" in box.group(1) and "libx264" in box.group(1)
+    assert 'addEventListener("error", showError)' in text

@@ -154,6 +154,14 @@ _SCRIPT = """
     })(items[i]);
   }
   if (video) {
+    var showError = function () {
+      var box = document.getElementById("dvc-video-error");
+      if (box) { box.hidden = false; }
+    };
+    video.addEventListener("error", showError);
+    // With <source> children the error fires on the last source, not on the video.
+    var sources = video.querySelectorAll ? video.querySelectorAll("source") : [];
+    if (sources.length) { sources[sources.length - 1].addEventListener("error", showError); }
     video.addEventListener("timeupdate", function () { update(videoTime()); });
     video.addEventListener("seeked", function () { update(videoTime()); });
   }
@@ -290,6 +298,15 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
                   f'<a href="{_esc(_video_url(video_src))}">{_esc(video_src)}</a></video>')
     else:
         player = '<div class="novideo">No video file for this page: use the slider.</div>'
+    if video_src:
+        # Shown by the script when the browser cannot decode the file (AVI/MJPEG, HEVC, ...).
+        name = _esc(os.path.basename(str(video_src)))
+        player += (
+            '<div id="dvc-video-error" class="novideo" hidden>This browser cannot play '
+            f'{name} (its codec or container, e.g. AVI/MJPEG or HEVC, is not supported here). '
+            'The timeline below shows its frames and the event list still works. A playable '
+            'copy: <code>ffmpeg -i '
+            f'&quot;{name}&quot; -c:v libx264 -pix_fmt yuv420p -c:a aac copy.mp4</code></div>')
     tracks = ['<div class="tracklabel">Predicted</div>' + _track(pred, "pred", duration)]
     tracks += [f'<div class="tracklabel">{_esc(name)}</div>' + _track(evs, "ref", duration)
                for name, evs in ref_sets.items()]
