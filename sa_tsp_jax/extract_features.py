@@ -50,8 +50,8 @@ from data_prep.infra.atomic_files import (
     atomic_write_bytes,
     atomic_write_json,
     clean_stale_temporaries,
-    read_json,
 )
+from data_prep.infra.fingerprint import reconcile
 from data_prep.infra.progress import Progress
 from data_prep.infra.tree_names import key_path_name
 from data_prep.pipelines.sliding_window import num_sliding_clips, sliding_window_batches
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 
 # Bump when the meaning of the outputs changes (layout, clip placement, pooling).
 FORMAT_VERSION = 1
-FINGERPRINT_FILE = "fingerprint.json"
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -171,39 +170,28 @@ def describe_changes(old: dict, new: dict) -> list[str]:
 
 
 def reconcile_outputs(workdir: str, out_dir: str, fingerprint: dict, force: bool) -> None:
-    """Makes the workdir's outputs belong to `fingerprint` (all processes call it).
+    """Makes the workdir's outputs belong to `fingerprint` (all processes call it;
+    `data_prep.infra.fingerprint.reconcile`).
 
     Outputs of another fingerprint (or older outputs without one) are never mixed with new
     ones: without `force` this raises ValueError saying what changed; with `force` process 0
     deletes them. Then process 0 records the fingerprint, before any feature is written.
     """
-    fp_path = paths.join(workdir, FINGERPRINT_FILE)
-    old = read_json(fp_path) if paths.exists(fp_path) else None
     has_outputs = paths.is_dir(out_dir) and any(
         n.endswith(".npy") for n in paths.list_dir(out_dir))
-    distributed.check_same_across_processes([old, has_outputs], "the extraction workdir state")
-    if old == fingerprint:
-        return
-    stale = old is not None or has_outputs
-    if stale and not force:
-        changes = (describe_changes(old, fingerprint) if old is not None
-                   else [f"{out_dir} holds features but no {FINGERPRINT_FILE}"])
-        raise ValueError(
-            f"{workdir} holds features extracted with other inputs ({'; '.join(changes)}). "
-            "Rerun with --config.force=True to delete them and extract again, or use another "
-            "workdir.")
-    if distributed.is_main_process():
-        if stale:
-            log.warning("force: deleting the outputs in %s of another fingerprint", workdir)
-            paths.remove_tree(out_dir)
-            for name in ("features.h5", "failed.json", "summary.json"):
+
+    def remove_outputs():
+        paths.remove_tree(out_dir)
+        for name in ("features.h5", "failed.json", "summary.json"):
+            paths.remove(paths.join(workdir, name))
+        for name in paths.list_dir(workdir):
+            if name.startswith("gvf_") and name.endswith(".h5"):
                 paths.remove(paths.join(workdir, name))
-            for name in paths.list_dir(workdir):
-                if name.startswith("gvf_") and name.endswith(".h5"):
-                    paths.remove(paths.join(workdir, name))
+
+    reconcile(workdir, fingerprint, force=force, has_outputs=has_outputs,
+              remove_outputs=remove_outputs, what="features", describe=describe_changes)
+    if distributed.is_main_process():
         paths.make_dirs(out_dir)
-        atomic_write_json(fp_path, fingerprint)
-    distributed.sync("sa_tsp_extract_fingerprint")
 
 
 # ----------------------------------------------------------------------------- model

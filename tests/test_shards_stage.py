@@ -26,7 +26,8 @@ def _labels_fn(config, split_cfg):
 def test_stage_writes_split_shards_and_resumes(synthetic_dataset, tmp_path):
     config = get_config(f"root={synthetic_dataset},shards=2,workers=0")
     summary = stage.run(config, str(tmp_path), labels_fn=_labels_fn)
-    assert summary["train"] == {"num_videos": 9, "num_written": 8, "num_skipped": 1, "shards": 2}
+    assert summary["train"] == {"num_videos": 9, "num_written": 8, "num_skipped": 1,
+                                "num_warnings": 0, "shards": 2}
     assert summary["val"]["num_written"] == 4 and summary["val"]["num_skipped"] == 0
     train = sorted(glob.glob(str(tmp_path / "train-*.tfrecord")))  # the SA-TSP configs' glob
     assert [os.path.basename(p) for p in train] == [

@@ -50,6 +50,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.clip_length = 16  # frames; segments shorter than one clip are dropped (TSP)
     c.resize = _resize(sw.resize)  # () keeps the native size
     c.jpeg_quality = 90
+    # True: skip truncated videos and videos shorter than one clip (default: keep, report).
+    c.strict = False
     c.num_workers = 0 if runlocal else sw.workers
     c.max_videos = 4 if runlocal else 0  # 0: all
     c.splits = ml_collections.ConfigDict({

@@ -10,7 +10,9 @@ JSON layout:
   {"format": FORMAT, "shard": file name, "tfrecord_bytes": int,
    "settings": {...writer settings...},
    "source_videos": [video paths assigned to this shard, in order],
+   "inputs": {"videos": [[path, size, mtime]], "labels_sha256": str} (writer.shard_inputs),
    "skipped": [{"video_path", "video_id", "error"}],
+   "warnings": [{"video_path", "video_id", "warning"}] (truncated / shorter than one clip),
    "records": [{"offset", "length", "video_id", "num_frames", "fps", "duration",
                 "height", "width", "labels": labels_to_json(...)}]}
 """

@@ -8,8 +8,11 @@ VideoLabels with `data_prep.labels.build_video_labels` (TSP segments + captioned
 concept ids), finds each video's file under `config.video_dir`, and writes
 `{workdir}/{split}-SSSSS-of-NNNNN.tfrecord` (+ `.index.json`) with `write_shards`: the
 layout the SA-TSP configs glob (`{root}/shards/train-*.tfrecord`). Videos without a file, or
-that fail to decode, are skipped and listed in `{workdir}/{split}_report.json`; a finished
-shard is kept when the stage is re-run (resume).
+that fail to decode, are skipped and listed in `{workdir}/{split}_report.json`; truncated
+videos and videos shorter than one clip (`config.clip_length` frames) are listed there under
+`warnings` (skipped instead with `config.strict=True`). A finished shard is kept when the
+stage is re-run (resume) only if its videos, their files (size, mtime), their labels (a new
+concept vocabulary changes them) and the settings are the same; otherwise it is rewritten.
 """
 from __future__ import annotations
 
@@ -41,14 +44,16 @@ def resize_setting(value):
 def write_split_shards(labels: dict[str, VideoLabels], video_dir: str, out_dir: str,
                        split: str, num_shards: int, fps: float, resize, *,
                        jpeg_quality: int = 90, num_workers: int = 0,
-                       max_videos: int | None = None) -> dict:
+                       max_videos: int | None = None, min_frames: int = 0,
+                       strict: bool = False) -> dict:
     """Writes the shards of one split (`{out_dir}/{split}-*.tfrecord`, videos in sorted id
     order); returns the report, also saved as `{out_dir}/{split}_report.json`."""
     ids = sorted(labels)[: max_videos or None]
     videos = [(video_path_for(video_dir, v), labels[v]) for v in ids]
     return write_shards(videos, out_dir, num_shards, fps, resize, jpeg_quality=jpeg_quality,
                         num_workers=num_workers, prefix=split,
-                        report_name=f"{split}_report.json")
+                        report_name=f"{split}_report.json", min_frames=min_frames,
+                        strict=strict)
 
 
 def split_labels(config, split_cfg) -> dict[str, VideoLabels]:
@@ -100,10 +105,14 @@ def run(config, workdir: str, labels_fn=split_labels) -> dict:
         report = write_split_shards(
             labels, video_dir, workdir, split, int(split_cfg.num_shards), float(config.fps),
             resize_setting(config.resize), jpeg_quality=int(config.jpeg_quality),
-            num_workers=int(config.num_workers), max_videos=config.get("max_videos") or None)
-        summary[split] = {k: report[k] for k in ("num_videos", "num_written", "num_skipped")}
+            num_workers=int(config.num_workers), max_videos=config.get("max_videos") or None,
+            min_frames=int(config.get("clip_length", 0) or 0),
+            strict=bool(config.get("strict", False)))
+        summary[split] = {k: report[k] for k in ("num_videos", "num_written", "num_skipped",
+                                                 "num_warnings")}
         summary[split]["shards"] = len(report["shards"])
-        if report["num_skipped"]:
-            log.warning("split %s: %d videos skipped, see %s", split, report["num_skipped"],
+        if report["num_skipped"] or report["num_warnings"]:
+            log.warning("split %s: %d videos skipped, %d with warnings, see %s", split,
+                        report["num_skipped"], report["num_warnings"],
                         paths.join(workdir, f"{split}_report.json"))
     return summary

@@ -2,15 +2,18 @@
 from data_prep.video.container import open_container, video_duration_s
 from data_prep.video.decode import (
     DecodedVideo,
+    StreamEnd,
     VideoDecodeError,
     decode_video,
     iter_resampled_frames,
     output_size,
+    truncation_problem,
 )
 from data_prep.video.jpeg import decode_jpeg, encode_jpeg
 
 __all__ = [
     "DecodedVideo",
+    "StreamEnd",
     "VideoDecodeError",
     "decode_jpeg",
     "decode_video",
@@ -18,5 +21,6 @@ __all__ = [
     "iter_resampled_frames",
     "open_container",
     "output_size",
+    "truncation_problem",
     "video_duration_s",
 ]

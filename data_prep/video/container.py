@@ -32,6 +32,19 @@ def open_container(path: paths.PathLike) -> Iterator:
         yield container
 
 
+def declared_duration_s(container) -> float | None:
+    """Length [s] the container states for its first video stream (the container's own
+    duration if the stream states none); None when neither is known."""
+    import av
+
+    stream = container.streams.video[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
 def video_duration_s(path: paths.PathLike) -> float:
     """Length [s] of the first video stream of `path` (the container's if the stream has none).
 
@@ -43,11 +56,9 @@ def video_duration_s(path: paths.PathLike) -> float:
         with open_container(path) as container:
             if not container.streams.video:
                 raise ValueError(f"{os.fspath(path)}: no video stream")
-            stream = container.streams.video[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
+            declared = declared_duration_s(container)
+            if declared is not None:
+                return declared
     except (av.FFmpegError, OSError) as err:
         raise ValueError(f"{os.fspath(path)}: cannot read video: {err}") from err
     raise ValueError(f"{os.fspath(path)}: video length unknown")

@@ -6,6 +6,13 @@ for a constant 30 fps source and 15 fps target this is every 2nd frame, exactly 
 and the number of output frames is `floor(source_frames * fps / source_fps)`, computed here
 from the stream's end time so variable-frame-rate files work too.
 
+Truncated files: a file cut short (a download that stopped, with the index at the front) still
+states its full length, and FFmpeg decodes what is there without an error. The decoded length
+(the end of the last decoded frame) is compared with the length the container states: when it
+is shorter by more than `TRUNCATION_TOLERANCE_S` or `TRUNCATION_TOLERANCE_FRACTION` of the
+stated length (whichever is larger), `truncation_problem` names the file and both lengths;
+the shard writer reports it (or skips the video under its `strict` flag).
+
 Frames are streamed: only selected frames are converted and resized (by libswscale,
 bilinear), so a long HD video never has to fit in memory at its source resolution.
 Deliberate difference to TSP: TSP resizes to 128x171 with torch bilinear interpolation
@@ -18,15 +25,48 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from data_prep.infra import paths
-from data_prep.video.container import open_container
+from data_prep.video.container import declared_duration_s, open_container
 
 # Tolerance [s] when comparing frame timestamps with output sample times: container
 # timestamps are rationals rounded to the stream time base.
 _TIME_EPS = 1e-4
+
+# A decoded stream shorter than the container's stated length by more than
+# max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * stated) is reported as truncated.
+# Encoders pad the stated length by a frame or two (B-frame delay, audio longer than video),
+# well below these.
+TRUNCATION_TOLERANCE_S = 0.5
+TRUNCATION_TOLERANCE_FRACTION = 0.02
+
+
+class StreamEnd(NamedTuple):
+    """What `iter_resampled_frames` returns at the end (StopIteration.value).
+
+    duration: decoded length [s] (end of the last decoded frame's display interval);
+    source_fps: average source frame rate [frames/s];
+    declared_duration: the length [s] the container states, None if it states none.
+    """
+
+    duration: float
+    source_fps: float
+    declared_duration: float | None
+
+
+def truncation_problem(path: str, decoded_s: float, declared_s: float | None) -> str | None:
+    """A message naming the file when the decoded length falls short of the stated one by
+    more than the tolerance (module docstring); None otherwise."""
+    if declared_s is None or not math.isfinite(declared_s):
+        return None
+    tolerance = max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared_s)
+    if decoded_s >= declared_s - tolerance:
+        return None
+    return (f"{path}: truncated or damaged? frames decode up to {decoded_s:.2f} s but the "
+            f"container states {declared_s:.2f} s (tolerance {tolerance:.2f} s)")
 
 
 class VideoDecodeError(RuntimeError):
@@ -45,14 +85,17 @@ class DecodedVideo:
     Attributes:
       frames: uint8 [F, H, W, 3] RGB frames at `fps`; frame i shows time i / fps [s].
       fps: output frame rate [frames/s].
-      duration: duration of the source stream [s].
+      duration: duration of the source stream [s] (as decoded).
       source_fps: average frame rate of the source stream [frames/s].
+      declared_duration: the length the container states [s] (None if none); see
+        `truncation_problem`.
     """
 
     frames: np.ndarray
     fps: float
     duration: float
     source_fps: float
+    declared_duration: float | None = None
 
 
 def output_size(src_hw: tuple[int, int], resize) -> tuple[int, int]:
@@ -96,7 +139,8 @@ def iter_resampled_frames(
 
     `path` may be local or remote (`gs://...`, read through a file object: see
     `data_prep.video.container`). See `decode_video` for the selection rule. The generator's
-    return value (via StopIteration.value) is (duration [s], source fps).
+    return value (via StopIteration.value) is a `StreamEnd` (decoded duration [s], source
+    fps, the container's stated duration [s]).
     """
     import av  # lazy: pipelines that only read shards never need PyAV
 
@@ -114,6 +158,7 @@ def iter_resampled_frames(
             raise VideoDecodeError(path, "no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        declared = declared_duration_s(container)
         src_fps = float(stream.average_rate) if stream.average_rate else 0.0
         size = None
         next_i = 0  # next output index to fill
@@ -158,7 +203,7 @@ def iter_resampled_frames(
             while next_i < num_out:
                 yield next_i, image
                 next_i += 1
-        return duration, src_fps
+        return StreamEnd(duration, src_fps, declared)
 
 
 def decode_video(path: str, fps: float = 15.0, resize=None, max_frames: int | None = None
@@ -177,12 +222,12 @@ def decode_video(path: str, fps: float = 15.0, resize=None, max_frames: int | No
     """
     frames = []
     gen = iter_resampled_frames(path, fps, resize)
-    duration, src_fps = 0.0, 0.0
+    duration, src_fps, declared = 0.0, 0.0, None
     while True:
         try:
             i, image = next(gen)
         except StopIteration as stop:
-            duration, src_fps = stop.value
+            duration, src_fps, declared = stop.value
             break
         frames.append(image)
         if max_frames is not None and i + 1 >= max_frames:
@@ -190,4 +235,5 @@ def decode_video(path: str, fps: float = 15.0, resize=None, max_frames: int | No
             break
     if not frames:
         raise VideoDecodeError(path, f"no frames at {fps} fps (video shorter than one frame)")
-    return DecodedVideo(np.stack(frames), float(fps), float(duration), float(src_fps))
+    return DecodedVideo(np.stack(frames), float(fps), float(duration), float(src_fps),
+                        declared)
