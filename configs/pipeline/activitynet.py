@@ -61,7 +61,7 @@ SHARED_DATA = os.path.normpath(os.path.join(
 _TINY_ENCODER = {
     "input.clip_length": 8, "input.resize": (64, 64), "input.crop": 56,
     "input.clips_per_segment": 2, "input.read_threads": 2, "input.prefetch_buffer": 2,
-    "data.batch_size": 4, "total_steps": 3, "eval_every_steps": 3, "max_eval_batches": 1,
+    "data.batch_size": 8, "total_steps": 3, "eval_every_steps": 3, "max_eval_batches": 1,
     "checkpoint_every_steps": 3, "log_every_steps": 1, "progress_every_s": 10.0,
     "rng_impl": "rbg",  # threefry's parameter init compiles for ~30 s on 2 cores
 }
