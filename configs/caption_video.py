@@ -50,6 +50,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stage = "caption_video"
     c.run = run_block()
     c.video = ""  # a file, a folder of videos, or a comma-separated list
+    # True: redo everything in the workdir when its videos / models changed (default: stop and
+    # say what changed). strict: skip truncated videos and videos shorter than one clip.
+    c.force = False
+    c.strict = False
     c.references = [sw.references] if sw.references else []
     c.encoder = ml_collections.ConfigDict()
     c.encoder.config = "configs/sa_tsp/extract_synthetic.py"

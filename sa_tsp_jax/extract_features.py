@@ -9,7 +9,8 @@ docs/reference.md section 2, "Feature extraction"). Outputs under `workdir` (loc
   features.h5                  {video_id: (N, D)}, the TSP layout
   gvf_<pooling>.h5             {video_id: (D,)}, max/avg pooled global video features
   failed.json                  [{"video_id", "error"}] of videos that could not be read
-  summary.json                 counts and timings
+  summary.json                 counts and timings; `shorter_than_one_clip`: ids of videos
+                               with fewer frames than a clip (one feature of a padded clip)
   fingerprint.json             what the features depend on (see below)
 
 Input geometry: clip length T, resize, crop, frame normalisation and frame rate come from the
@@ -315,6 +316,12 @@ def run(config, workdir: str) -> dict:
     if duplicates:
         log.warning("%d records repeat a video id of an earlier record; only the first "
                     "record of each video is extracted", duplicates)
+    # Shorter than one clip: their one feature comes from a clip padded past the video's end.
+    short = [v for v, i in first_of.items() if int(source.num_frames[i]) < geometry.clip_length]
+    if short:
+        log.warning("%d videos are shorter than one clip (%d frames); each gets one feature of "
+                    "a padded clip (listed in summary.json): %s", len(short),
+                    geometry.clip_length, short[:5])
     present = set(paths.list_dir(out_dir)) if paths.is_dir(out_dir) else set()
     todo = [i for v, i in first_of.items() if f"{v}.npy" not in present]
     # Also a barrier: no process writes a feature before every process has listed the folder.
@@ -353,7 +360,7 @@ def run(config, workdir: str) -> dict:
     summary = {"num_videos": len(first_of), "duplicate_records": duplicates,
                "extracted_now": sum(c["done"] for _, c in gathered),
                "clips_now": sum(c["clips"] for _, c in gathered), "failed": len(failed),
-               "num_with_features": len(done_ids)}
+               "num_with_features": len(done_ids), "shorter_than_one_clip": short}
     if distributed.is_main_process():
         atomic_write_json(paths.join(workdir, "failed.json"), failed)
         write_collections(workdir, out_dir, done_ids, tuple(config.gvf_poolings))

@@ -164,3 +164,102 @@ def test_fingerprint_mismatch_says_what_changed_and_force_redoes(tmp_path):
     assert removed == [1]
     assert json.loads((tmp_path / "fingerprint.json").read_text()) == json.loads(
         json.dumps(new))
+
+
+# ----------------------------------------------------------------------------- caption_video
+ENCODER_CONFIG = '''
+import ml_collections
+def get_config():
+    return ml_collections.ConfigDict({"stage": "fault_extract", "init_from": "", "shards": ""})
+'''
+CAPTIONER_CONFIG = '''
+import ml_collections
+def get_config():
+    return ml_collections.ConfigDict({
+        "stage": "captioner_predict", "init_from": "",
+        "data": {"features": [{"name": "sa_tsp", "path": "", "format": "npy"}]},
+        "predict": {"captions": ""}, "eval": {"references": []}})
+'''
+
+
+@pytest.fixture
+def fake_caption_stages(tmp_path, monkeypatch):
+    """caption_video's model stages replaced by fakes (no compilation): extraction records
+    the frame counts of the shard it is given, prediction writes one event per video."""
+    import glob
+    import sys
+    import types
+
+    from data_prep.orchestration import registry
+
+    seen = []
+
+    def extract(config, workdir):
+        for shard in sorted(glob.glob(config.shards)):
+            seen.append({r["video_id"]: r["num_frames"] for r in read_index(shard)["records"]})
+
+    def predict(config, workdir):
+        split = json.loads(open(config.predict.captions).read())
+        os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+        with open(os.path.join(workdir, "predictions", "videos.json"), "w") as f:
+            json.dump({"results": {v: [{"timestamp": [0.0, 1.0], "sentence": "a"}]
+                                   for v in split}}, f)
+
+    def geometry(config, init_from):
+        return types.SimpleNamespace(fps=15.0, resize=(HEIGHT, WIDTH), clip_length=16)
+
+    def render(folder, video_id, events, **kwargs):
+        return {"video_id": video_id, "num_predicted": len(events), "html": folder}
+
+    module = types.ModuleType("fault_caption_fakes")
+    module.extract, module.predict, module.geometry, module.render = (
+        extract, predict, geometry, render)
+    monkeypatch.setitem(sys.modules, "fault_caption_fakes", module)
+    monkeypatch.setitem(registry.STAGES, "fault_extract", "fault_caption_fakes:extract")
+    monkeypatch.setitem(registry.STAGES, "captioner_predict", "fault_caption_fakes:predict")
+    monkeypatch.setitem(registry.HELPERS, "encoder_geometry", "fault_caption_fakes:geometry")
+    monkeypatch.setitem(registry.HELPERS, "render_video_result", "fault_caption_fakes:render")
+    (tmp_path / "enc.py").write_text(ENCODER_CONFIG)
+    (tmp_path / "cap.py").write_text(CAPTIONER_CONFIG)
+    for name, file in (("encoder", "params.msgpack"), ("captioner", "vocab.json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / file).write_text("v1")
+    return seen
+
+
+def _caption_config(tmp_path, video, force=False):
+    import ml_collections
+
+    return ml_collections.ConfigDict({
+        "stage": "caption_video", "video": str(video), "references": [], "force": force,
+        "strict": False,
+        "encoder": {"config": str(tmp_path / "enc.py"), "init_from": str(tmp_path / "encoder")},
+        "captioner": {"config": str(tmp_path / "cap.py"),
+                      "init_from": str(tmp_path / "captioner"), "feature_source": "sa_tsp"}})
+
+
+def test_caption_video_rerun_after_the_video_or_encoder_changed(tmp_path, fake_caption_stages):
+    from data_prep.orchestration.caption_video import caption_video
+
+    seen, out = fake_caption_stages, str(tmp_path / "out")
+    video = tmp_path / "clip.mp4"
+    write_mp4(video, 1, 60)  # 2 s: 30 frames at 15 fps
+    assert caption_video(_caption_config(tmp_path, video), out) == {"captioned": 1, "skipped": 0}
+    assert caption_video(_caption_config(tmp_path, video), out)["captioned"] == 1  # resumed
+    assert seen == [{"clip": 30}, {"clip": 30}]
+    assert json.loads((tmp_path / "out" / "shards" / "report.json").read_text())[
+        "resumed_shards"]
+
+    write_mp4(video, 1, 90)  # the user replaced the video: 3 s
+    os.utime(video, (1e9, 1e9))
+    (tmp_path / "encoder" / "params.msgpack").write_text("v2 retrained")
+    with pytest.raises(FingerprintMismatchError) as err:
+        caption_video(_caption_config(tmp_path, video), out)
+    message = str(err.value)
+    assert "videos: changed (size, mtime" in message and str(video) in message
+    assert "encoder.files: changed" in message and "--config.force=True" in message
+    assert len(seen) == 2  # nothing ran on the stale outputs
+
+    caption_video(_caption_config(tmp_path, video, force=True), out)
+    assert seen[-1] == {"clip": 45}  # the new video's frames, not the old features
+    caption_video(_caption_config(tmp_path, video), out)  # and now it resumes again

@@ -46,15 +46,16 @@ def tree_signatures(folder: str, names: tuple[str, ...] = ()) -> list:
     `names` of it when given), sorted by path; [] when `folder` does not exist."""
     if not paths.is_dir(folder):
         return []
-    roots = [paths.as_path(paths.join(folder, n)) for n in names] if names else [
-        paths.as_path(folder)]
-    files = []
-    for root in roots:
-        if root.is_file():
-            files.append(str(root))
-        elif root.is_dir():
-            files += [str(p) for p in root.rglob("*") if p.is_file()]
-    return file_signatures(sorted(files))
+
+    def walk(path: str) -> list[str]:
+        if paths.is_file(path):
+            return [path]
+        if not paths.is_dir(path):
+            return []
+        return [f for name in paths.list_dir(path) for f in walk(paths.join(path, name))]
+
+    roots = [paths.join(folder, n) for n in names] if names else [folder]
+    return file_signatures(sorted(f for root in roots for f in walk(root)))
 
 
 def describe_changes(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -17,8 +17,17 @@
 
 Outputs under the workdir (local or `gs://`): `captions.json` (official submission format),
 `html/`, `report.json` (captioned and skipped videos: an unreadable file is skipped and
-listed, the others go on). Multi-host: the stages run collectively; process 0 alone writes the
-shard, the split file and the outputs.
+listed, the others go on; `warnings`: truncated videos and videos shorter than one clip,
+skipped instead with `config.strict=True`), `fingerprint.json`. Multi-host: the stages run
+collectively; process 0 alone writes the shard, the split file and the outputs.
+
+Rerun into the same workdir: the outputs are reused only for the same inputs. The
+fingerprint (`data_prep.infra.fingerprint`) records every video file's size and modification
+time, the files (size, mtime) of the encoder export and of the captioner run's parameters
+(`best/`, `checkpoints/`, `vocab.json`, `model_info.json`), the config files named and the
+clip geometry. When any differs the stage stops and says what changed; `--config.force=True`
+deletes the old outputs and captions again. (The extraction stage also checks a hash of the
+encoder's variables itself.)
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import numpy as np
 
 from data_prep.infra import distributed, paths
 from data_prep.infra.atomic_files import atomic_write_json, read_json
+from data_prep.infra.fingerprint import file_signatures, reconcile, tree_signatures
 from data_prep.infra.videos import collect_videos
 from data_prep.labels.types import VideoLabels
 from data_prep.orchestration import registry
@@ -40,6 +50,47 @@ log = logging.getLogger(__name__)
 # Where the extraction stage writes per-video features, by feature-file format
 # (sa_tsp_jax/extract_features.py module docstring).
 _EXTRACTED = {"npy": "features", "hdf5": "features.h5"}
+
+# Bump when the outputs for the same inputs change meaning (fingerprint.json).
+FORMAT_VERSION = 1
+# What caption_video writes under its workdir (deleted by a forced rerun).
+_OUTPUT_DIRS = ("shards", "encoder", "captioner", "html")
+_OUTPUT_FILES = ("captions.json", "report.json", "videos.json")
+# The parts of a captioner run that captioner_predict reads.
+_CAPTIONER_PARAMS = ("best", "checkpoints", "vocab.json", "model_info.json")
+
+
+def caption_fingerprint(config, video_paths: list[str], geometry) -> dict:
+    """What caption_video's outputs depend on (module docstring)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "videos": file_signatures(video_paths),
+        "encoder": {"init_from": str(config.encoder.init_from), "config": config.encoder.config,
+                    "files": tree_signatures(config.encoder.init_from)},
+        "captioner": {"init_from": str(config.captioner.init_from),
+                      "config": config.captioner.config,
+                      "feature_source": config.captioner.feature_source,
+                      "files": tree_signatures(config.captioner.init_from, _CAPTIONER_PARAMS)},
+        "geometry": {"fps": float(geometry.fps), "resize": [int(v) for v in geometry.resize],
+                     "clip_length": int(geometry.clip_length)},
+        "strict": bool(config.get("strict", False)),
+    }
+
+
+def _reconcile_outputs(config, root: str, video_paths: list[str], geometry) -> None:
+    """Reuse only outputs of the same inputs; otherwise stop, or delete them under force."""
+    has_outputs = any(paths.exists(paths.join(root, n)) for n in _OUTPUT_DIRS + _OUTPUT_FILES)
+
+    def remove_outputs():
+        for name in _OUTPUT_DIRS:
+            if paths.exists(paths.join(root, name)):
+                paths.remove_tree(paths.join(root, name))
+        for name in _OUTPUT_FILES:
+            paths.remove(paths.join(root, name))
+
+    reconcile(root, caption_fingerprint(config, video_paths, geometry),
+              force=bool(config.get("force", False)), has_outputs=has_outputs,
+              remove_outputs=remove_outputs, what="captions (shards, features, predictions)")
 
 
 def unlabelled(video_id: str, duration: float) -> VideoLabels:
@@ -74,7 +125,8 @@ def caption_video(config, workdir: str) -> dict:
     root = paths.absolute(workdir)
     main = distributed.is_main_process()
     skipped, items = [], []
-    for path in collect_videos(config.video):
+    video_paths = collect_videos(config.video)
+    for path in video_paths:
         video_id = paths.as_path(path).stem
         try:
             duration = video_duration_s(path)
@@ -90,12 +142,17 @@ def caption_video(config, workdir: str) -> dict:
     if not geometry.fps:
         raise ValueError(f"the encoder export {config.encoder.init_from} records no frame "
                          "rate: export it with its input geometry (sa_tsp_jax/import_torch.py)")
+    _reconcile_outputs(config, root, [str(p) for p in video_paths], geometry)
     shard_dir = paths.join(root, "shards")
-    shard_report = write_shards(items, shard_dir, num_shards=1, fps=float(geometry.fps),
-                                resize=tuple(geometry.resize)) if main else None
+    shard_report = write_shards(
+        items, shard_dir, num_shards=1, fps=float(geometry.fps), resize=tuple(geometry.resize),
+        min_frames=int(geometry.clip_length), strict=bool(config.get("strict", False)),
+    ) if main else None
     shard_report = distributed.allgather_objects(shard_report)[0]
     skipped += [{"video": s["video_path"], "error": s["error"]}
                 for s in shard_report["skipped"]]
+    warnings = [{"video": w["video_path"], "warning": w["warning"]}
+                for w in shard_report["warnings"]]
     bad = {s["video_id"] for s in shard_report["skipped"]}
     items = [(p, lab) for p, lab in items if lab.video_id not in bad]
     if not items:
@@ -147,7 +204,7 @@ def caption_video(config, workdir: str) -> dict:
             submission["results"].get(lab.video_id, []), duration_s=lab.duration,
             references=ref_events, video_path=path))
     report = {"captioned": [lab.video_id for _, lab in items], "skipped": skipped,
-              "pages": pages}
+              "warnings": warnings, "pages": pages}
     atomic_write_json(paths.join(root, "report.json"), report)
     for page in pages:
         log.info("%s: %d events -> %s", page["video_id"], page["num_predicted"], page["html"])
