@@ -64,7 +64,13 @@ def main(argv) -> None:
     workdir = _WORKDIR.value
     if config is None or workdir is None:
         raise app.UsageError("--config and --workdir are required")
-    stage = config.get("stage")
+    try:
+        stage = config.get("stage")
+    except OSError as err:  # ml_collections defers a config file that failed to load
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        print(f"error: cannot load the config file ({' '.join(lines[-2:])})\n  -> check the "
+              "--config path (relative to the working directory)", file=sys.stderr)
+        raise SystemExit(2) from None
     if not stage:
         raise app.UsageError(f"config {flags.FLAGS['config'].value!r} names no `stage`")
     with report_expected_errors():
@@ -118,6 +124,9 @@ def parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as err:
         message = str(err)
+        if "Traceback (most recent call last)" in message:  # a config file's get_config failed
+            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            message = f"{lines[0]} {lines[-1]}"
         config = _config_for_message(argv)
         for arg in argv[1:]:
             if config is None or not arg.startswith("--config."):

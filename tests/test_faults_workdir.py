@@ -245,3 +245,19 @@ def test_temporaries_of_a_killed_run_are_removed_on_the_next_run(tmp_path):
     assert rc == 0, err
     assert not any(p.exists() for p in stale)
     assert (wd / "keep.json").exists()
+
+
+@pytest.mark.parametrize("spec,words", [
+    ("configs/data/shards_synthetic.py:shardz=3",
+     ["unknown config switch 'shardz'", "known switches: concepts"]),
+    ("configs/no_such_config.py", ["cannot load the config file", "No such file"]),
+])
+def test_bad_config_file_or_switch_is_one_message(tmp_path, spec, words):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "launch.py"), "--config", spec, "--workdir", "wd"],
+        capture_output=True, text=True, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 2
+    for word in words:
+        assert word in proc.stderr
