@@ -15,7 +15,7 @@ line; Orbax checkpoint {params, opt_state, step} + Grain iterator every
 `checkpoint_every_steps`; on SIGTERM a checkpoint of the current step and a clean return
 ("preempted": True); every `eval_every_epochs` the official metrics on the validation split,
 the best parameters by METEOR + SODA_c (PDVC's "dvc" criterion) in DIR/best. Resume is exact
-(see `captioner_jax.trainer_kit`).
+(see `data_prep.infra.resume`).
 
 Learned-proposal mode ("queries") matches on the host between two jitted programs: a forward
 gives the matching costs, SciPy's Hungarian solver assigns on the host, and the update step
@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from captioner_jax import build, inference, trainer_kit
+from captioner_jax import build, inference
 from captioner_jax.matcher import hungarian_assign_host
 from captioner_jax.objective import MatcherCosts, compute_losses, query_matching_costs
-from data_prep.infra import distributed, paths
+from data_prep.infra import distributed, paths, resume
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra.checkpointing import Checkpointer
@@ -133,7 +133,7 @@ def _match(match_costs, state, batch, host, step_key, mesh) -> jax.Array:
 
 
 def _evaluate(step: int, *, config, model, params, data: _Data, mesh, workdir: str,
-              writer: MetricWriter, best_ckpt: Checkpointer, evals: trainer_kit.EvaluationLog,
+              writer: MetricWriter, best_ckpt: Checkpointer, evals: resume.EvaluationLog,
               steps_per_epoch: int) -> dict:
     """Validation at `step`: predictions/val_step<step>.json, best checkpoint and
     best_metrics.json, then the evaluation record, then the metrics line (in that order, so
@@ -143,7 +143,7 @@ def _evaluate(step: int, *, config, model, params, data: _Data, mesh, workdir: s
         config, model, params, data.vocab, data.loader, data.val_videos, data.val_ids, mesh,
         out_path=out_path)
     score = inference.best_score(val_metrics)
-    flat = dict(trainer_kit.metrics_line(val_metrics), epoch=step / steps_per_epoch,
+    flat = dict(resume.metrics_line(val_metrics), epoch=step / steps_per_epoch,
                 score=score)
     best = max((float(e["score"]) for e in evals.evals), default=-np.inf)
     log.info("epoch %.2f step %d: METEOR %.3f SODA_c %.3f (best before %.3f)", flat["epoch"],
@@ -218,16 +218,16 @@ def run(config, workdir: str) -> dict:
     ckpt_every = int(config.checkpoint_every_steps)
     eval_every = int(config.eval_every_epochs) * steps_per_epoch if data.val_ids else 0
     with contextlib.ExitStack() as stack:
-        ckpt, best_ckpt, writer, guard, window = trainer_kit.enter_resources(
-            stack, config, workdir, data.loader)
+        ckpt, best_ckpt, writer, guard, window = resume.enter_resources(
+            stack, workdir, config.keep_checkpoints, best=True, close=data.loader.close)
         train_iter = build.train_iterator(config, data.train_ids, data.train_videos,
                                           data.loader, data.vocab, per_host)
 
         # -------------------------------------------------------------- restore or init
-        state, start = trainer_kit.restore_or_init(
+        state, start = resume.restore_or_init(
             ckpt, window, writer, abstract, shardings,
             lambda: jax.jit(init_state, out_shardings=shardings)(init_key), train_iter)
-        evals = trainer_kit.EvaluationLog(paths.join(workdir, "evaluations.json"))
+        evals = resume.EvaluationLog(paths.join(workdir, "evaluations.json"))
 
         evaluate = functools.partial(
             _evaluate, config=config, model=model, data=data, mesh=mesh, workdir=workdir,
@@ -236,7 +236,7 @@ def run(config, workdir: str) -> dict:
         # -------------------------------------------------------------- undone evaluation
         if start and itstime(start, eval_every, total_steps) and eval_every:
             if evals.done(start):
-                trainer_kit.restore_eval_line(writer, evals, start)
+                resume.restore_eval_line(writer, evals, start)
             else:
                 log.info("the evaluation of step %d did not complete: running it", start)
                 evaluate(start, params=state["params"])
@@ -255,15 +255,15 @@ def run(config, workdir: str) -> dict:
             if itstime(step, log_every, total_steps):
                 writer.write(step, dict(window.flush(step), **progress.rates(step)))
             progress.update(step)
-            trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every)
+            resume.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every)
             if guard.should_stop(step):
-                trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
+                resume.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
                                             force=True)
                 log.warning("preempted: stopped after the checkpoint of step %d", step)
                 return {"steps": step, "preempted": True}
             if eval_every and itstime(step, eval_every, total_steps):
                 evaluate(step, params=state["params"])
-        trainer_kit.save_checkpoint(ckpt, window, total_steps, state, train_iter, ckpt_every,
+        resume.save_checkpoint(ckpt, window, total_steps, state, train_iter, ckpt_every,
                                     force=True)
 
     last = evals.evals[-1] if evals.evals else {}

@@ -20,7 +20,8 @@ metrics.jsonl: a "train" line every `log_every_steps` steps (and at the last ste
 values ("loss", its terms, accuracies, grad_norm) are the MEAN over the steps of that logging
 window, plus `lr_backbone` (at the window's last step) and rates; a "val" line at every
 evaluation. Resume is exact for this file too: the steps of a window that a stop cut short
-are stored in the checkpoint (`metric_window`) and completed after the restart, and lines past
+are saved beside the checkpoint (`metric_windows/<step>.json`, data_prep/infra/resume.py, the
+same mechanism as the captioner trainers) and completed after the restart, and lines past
 the restored step are dropped, so a stopped-and-resumed run's file equals an uninterrupted
 run's except the "time" and rate fields (the window's size is `log_every_steps`, so that
 key must stay the same across a resume). The order within a step is: update, log line,
@@ -43,11 +44,8 @@ import numpy as np
 import optax
 from jax.experimental import multihost_utils
 
-from data_prep.infra import distributed, loop, paths
+from data_prep.infra import distributed, loop, paths, resume
 from data_prep.infra import mesh as mesh_lib
-from data_prep.infra.checkpointing import Checkpointer
-from data_prep.infra.metrics import MetricWriter
-from data_prep.infra.preemption import PreemptionGuard
 from data_prep.infra.progress import Progress
 from data_prep.pipelines.source import ClipShardSource
 from data_prep.pipelines.tsp_pipeline import SegmentClipTable, TspInputConfig, tsp_train_dataset
@@ -192,60 +190,6 @@ def evaluate(eval_step, state, val_source: ClipShardSource, input_cfg: TspInputC
     return acc.result()
 
 
-def abstract_batch(input_cfg: TspInputConfig, global_bs: int, gvf_dim: int) -> dict:
-    """ShapeDtypeStructs of a global training batch as `device_batch` builds it."""
-    b, t, c = global_bs, input_cfg.clip_length, input_cfg.crop
-    sds = jax.ShapeDtypeStruct
-    batch = {"clips": sds((b, t, c, c, 3), jnp.float32),
-             "action_label": sds((b,), jnp.int32), "region_label": sds((b,), jnp.int32),
-             "valid": sds((b,), jnp.bool_)}
-    if input_cfg.num_concepts > 0:
-        batch["concepts"] = sds((b, input_cfg.num_concepts), jnp.float32)
-    if gvf_dim:
-        batch["gvf"] = sds((b, gvf_dim), jnp.float32)
-    return batch
-
-
-class CheckpointedWindow(loop.MetricWindow):
-    """A MetricWindow whose open steps travel with the checkpoint (issue 13.8).
-
-    A stop between two log steps (preemption, `max_steps_this_run`) leaves steps whose
-    metrics belong to the next log line; they are saved as `{"count": int32 [],
-    "values": {name: [capacity]}}` and restored into the window, so the resumed run logs the
-    same window mean as an uninterrupted one. `specs`: {metric name: ShapeDtypeStruct of the
-    scalar the train step returns}; capacity = log_every_steps (a window never holds more at
-    a save, since it is flushed at every log step before the checkpoint).
-    """
-
-    def __init__(self, specs: dict, capacity: int):
-        super().__init__()
-        self.specs = dict(sorted(specs.items()))
-        self.capacity = int(capacity)
-
-    def abstract(self) -> dict:
-        return {"count": jax.ShapeDtypeStruct((), jnp.int32),
-                "values": {k: jax.ShapeDtypeStruct((self.capacity,), v.dtype)
-                           for k, v in self.specs.items()}}
-
-    def to_tree(self) -> dict:
-        """Numpy tree of the open steps (zeros past `count`)."""
-        pending = jax.device_get(self._pending)
-        if len(pending) > self.capacity:
-            raise RuntimeError(f"{len(pending)} open steps exceed the capacity "
-                               f"{self.capacity} of the checkpointed window")
-        values = {k: np.zeros((self.capacity,), v.dtype) for k, v in self.specs.items()}
-        for i, m in enumerate(pending):
-            for k in values:
-                values[k][i] = m[k]
-        return {"count": np.asarray(len(pending), np.int32), "values": values}
-
-    def load_tree(self, tree) -> None:
-        """Replaces the open steps with those of a restored `to_tree` result."""
-        tree = jax.device_get(tree)
-        self._pending = [{k: np.asarray(v)[i] for k, v in tree["values"].items()}
-                         for i in range(int(tree["count"]))]
-
-
 def export_params(workdir: str, state, model: SATSPModel, input_cfg: TspInputConfig) -> str:
     """Writes params + batch_stats, the backbone config and the input geometry to
     `workdir/params` (sa_tsp_jax/export.py; every process calls it, Orbax's save is
@@ -322,18 +266,8 @@ def run(config, workdir: str) -> dict:
         state["opt_state"] = jax.jit(tx.init, out_shardings=state_shardings["opt_state"])(
             state["params"])
 
-    # --- Update and eval steps; the metric window that travels with checkpoints.
+    # --- Update and eval steps.
     train_step, eval_step = jit_steps(model, tx, loss_config(config), mesh, state_shardings)
-    _, metric_specs = jax.eval_shape(train_step, abstract,
-                                     abstract_batch(input_cfg, global_bs, gvf_dim))
-    window = CheckpointedWindow(metric_specs, capacity=log_every)
-    replicated = mesh_lib.replicated(mesh)
-    ckpt_abstract = {**abstract, "metric_window": window.abstract()}
-    ckpt_shardings = {**state_shardings, "metric_window": jax.tree.map(
-        lambda _: replicated, window.abstract())}
-
-    def checkpoint_tree():
-        return {**state, "metric_window": jax.device_put(window.to_tree(), replicated)}
 
     eval_every = int(config.eval_every_steps or steps_per_epoch)
     progress = Progress(total_steps, items_per_step=global_bs, desc="sa_tsp_train",
@@ -341,20 +275,11 @@ def run(config, workdir: str) -> dict:
     last_train, last_eval, stop = {}, {}, None
     t0 = time.time()
     with contextlib.ExitStack() as stack:
-        # --- Checkpoint / automatic resume (train state, Grain iterator, metric window).
-        ckpt = stack.enter_context(Checkpointer(
-            paths.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
-            save_every_steps=config.checkpoint_every_steps))
-        writer = stack.enter_context(MetricWriter(workdir))
-        guard = stack.enter_context(PreemptionGuard())
-        restored, start = ckpt.restore_latest(ckpt_abstract, ckpt_shardings,
-                                              data_iterator=train_iter)
-        if restored is not None:
-            window.load_tree(restored.pop("metric_window"))
-            state = restored
-            writer.truncate_after(start)  # lines past `start` are recomputed below
-            log.info("resumed from step %d (%d steps of an open log window)", start,
-                     len(window))
+        # --- Checkpoint / automatic resume (train state, Grain iterator, open metric window).
+        ckpt, _, writer, guard, window = resume.enter_resources(
+            stack, workdir, config.keep_checkpoints)
+        state, start = resume.restore_or_init(ckpt, window, writer, abstract, state_shardings,
+                                              lambda: state, train_iter)
 
         # --- Loop: update, log line, evaluation, checkpoint, stop requests.
         step = start
@@ -381,8 +306,9 @@ def run(config, workdir: str) -> dict:
             elif (config.max_steps_this_run and step - start >= config.max_steps_this_run
                   and step < total_steps):
                 stop = "stopped_early"
-            if stop or loop.itstime(step, int(config.checkpoint_every_steps), total_steps):
-                ckpt.save(step, checkpoint_tree(), data_iterator=train_iter, force=True)
+            resume.save_checkpoint(ckpt, window, step, state, train_iter,
+                                   int(config.checkpoint_every_steps),
+                                   force=bool(stop) or step == total_steps)
             if stop:
                 log.info("stopping at step %d (%s); rerun the same command to continue",
                          step, stop)

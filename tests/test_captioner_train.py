@@ -16,9 +16,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from benchmarks.attribute_features import write_attribute_features
-from captioner_jax import build, inference, train, trainer_kit
+from captioner_jax import build, inference, train
 from captioner_jax.scst import train_scst
 from configs.captioner import synthetic, synthetic_scst
+from data_prep.infra import resume
 from data_prep.infra.metrics import read_metrics
 from data_prep.infra.preemption import PreemptionGuard
 from data_prep.text.caption_vocab import CaptionVocab
@@ -64,7 +65,7 @@ def runs(synthetic_dataset, tmp_path_factory):
 
     interrupted = tmp_path_factory.mktemp("captioner_interrupted")
     events = []
-    record = trainer_kit.EvaluationLog.record
+    record = resume.EvaluationLog.record
 
     def killed_record(self, step, *args, **kwargs):
         # predictions, best checkpoint and best_metrics.json are written: the kill falls
@@ -75,7 +76,7 @@ def runs(synthetic_dataset, tmp_path_factory):
         return record(self, step, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(trainer_kit.EvaluationLog, "record", killed_record)
+        mp.setattr(resume.EvaluationLog, "record", killed_record)
         with pytest.raises(_Killed):
             train.run(c, str(interrupted))
     with pytest.MonkeyPatch.context() as mp:  # SIGTERM at PREEMPT (guard.request())
@@ -200,14 +201,14 @@ def test_metric_window_survives_a_restart_bitwise(tmp_path):
     """The open window saved beside a checkpoint comes back with its dtypes, so the mean
     logged after a resume is bitwise the uninterrupted one."""
     steps = [{"loss": np.float32(v), "reward": float(v) / 3} for v in (0.1, 0.7, 1.3)]
-    straight = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    straight = resume.ResumableWindow(str(tmp_path / "w"))
     for m in steps:
         straight.add(m)
-    cut = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    cut = resume.ResumableWindow(str(tmp_path / "w"))
     for m in steps[:2]:
         cut.add(m)
     cut.save(2)
-    resumed = trainer_kit.ResumableWindow(str(tmp_path / "w"))
+    resumed = resume.ResumableWindow(str(tmp_path / "w"))
     resumed.restore(2)
     resumed.add(steps[2])
     assert resumed.flush(3) == straight.flush(3)
@@ -220,13 +221,13 @@ def test_evaluation_record_restores_a_lost_metrics_line(tmp_path):
     writes the line from the record (and never twice)."""
     from data_prep.infra.metrics import MetricWriter
 
-    evals = trainer_kit.EvaluationLog(str(tmp_path / "evaluations.json"))
+    evals = resume.EvaluationLog(str(tmp_path / "evaluations.json"))
     evals.record(4, {"METEOR": 1.5, "predict_seconds": 2.0})
-    assert trainer_kit.EvaluationLog(str(tmp_path / "evaluations.json")).done(4)
+    assert resume.EvaluationLog(str(tmp_path / "evaluations.json")).done(4)
     with MetricWriter(str(tmp_path)) as writer:
         writer.write(4, {"loss": 1.0})
-        trainer_kit.restore_eval_line(writer, evals, 4)
-        trainer_kit.restore_eval_line(writer, evals, 4)
+        resume.restore_eval_line(writer, evals, 4)
+        resume.restore_eval_line(writer, evals, 4)
     lines = read_metrics(str(tmp_path / "metrics.jsonl"))
     assert [(r["step"], r["split"]) for r in lines] == [(4, "train"), (4, "val")]
     assert lines[1]["METEOR"] == 1.5 and "predict_seconds" not in lines[1]

@@ -11,6 +11,7 @@ import pytest
 
 from configs.sa_tsp import synthetic
 from data_prep.infra import mesh as mesh_lib
+from data_prep.infra import resume
 from data_prep.infra.metrics import read_metrics
 from data_prep.infra.preemption import PreemptionGuard
 from sa_tsp_jax import export, optim, train
@@ -117,7 +118,7 @@ def test_sigterm_checkpoints_that_step_and_resumes_exactly(full_run, data_dir, t
             return super().should_stop(step)
 
     workdir = str(tmp_path / "preempted")
-    monkeypatch.setattr(train, "PreemptionGuard", SigtermAt)
+    monkeypatch.setattr(resume, "PreemptionGuard", SigtermAt)  # what enter_resources builds
     handler = signal.getsignal(signal.SIGTERM)
     first = train.run(tiny_config(data_dir), workdir)
     monkeypatch.undo()

@@ -10,10 +10,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from benchmarks.attribute_features import write_attribute_features
-from captioner_jax import trainer_kit
 from captioner_jax.scst import train_scst
 from captioner_jax.scst.scst_data import split_validation
 from configs.captioner import synthetic_scst
+from data_prep.infra import resume
 from data_prep.infra.metrics import read_metrics
 from data_prep.infra.preemption import PreemptionGuard
 
@@ -53,7 +53,7 @@ def runs(synthetic_dataset, tmp_path_factory):
 
     interrupted = tmp_path_factory.mktemp("scst_interrupted")
     events = []
-    record = trainer_kit.EvaluationLog.record
+    record = resume.EvaluationLog.record
 
     def killed_record(self, step, *args, **kwargs):
         if step == KILL_IN_EVAL and "killed" not in events:
@@ -62,7 +62,7 @@ def runs(synthetic_dataset, tmp_path_factory):
         return record(self, step, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(trainer_kit.EvaluationLog, "record", killed_record)
+        mp.setattr(resume.EvaluationLog, "record", killed_record)
         with pytest.raises(_Killed):
             train_scst.run(c, str(interrupted))
     with pytest.MonkeyPatch.context() as mp:  # SIGTERM at an evaluation step

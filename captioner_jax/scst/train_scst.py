@@ -3,7 +3,7 @@
   python launch.py --config configs/captioner/synthetic_scst.py:root=DATA,init=XE_WORKDIR \
       --workdir DIR
 
-`run` reads top to bottom in sections, with the XE trainer's kit (`captioner_jax.trainer_kit`,
+`run` reads top to bottom in sections, with the XE trainer's kit (`data_prep.infra.resume`,
 `data_prep.infra.loop`): data (train captions, optionally + a held-out ~80% of the validation
 videos as the SA-TSP report did, the rest kept for evaluation) -> the XE run (its vocabulary,
 model record and best, else latest, parameters; `build.load_trained_run`) -> mesh (checked
@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from captioner_jax import build, inference, trainer_kit
+from captioner_jax import build, inference
 from captioner_jax.scst.pdvc_decoder import pdvc_build_decoder
 from captioner_jax.scst.rewards import CaptionReward, batch_rewards
 from captioner_jax.scst.sampler import make_sampler
@@ -51,7 +51,7 @@ from captioner_jax.scst.update import (
     make_update_step,
     trainable_labels,
 )
-from data_prep.infra import distributed, paths
+from data_prep.infra import distributed, paths, resume
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.atomic_files import atomic_write_json
 from data_prep.infra.checkpointing import Checkpointer
@@ -110,7 +110,7 @@ def _eval_config(config, eval_refs):
 
 
 def _evaluate(step: int, params, *, eval_cfg, model, vocab, data: _Data, mesh, workdir: str,
-              writer: MetricWriter, best_ckpt: Checkpointer, evals: trainer_kit.EvaluationLog,
+              writer: MetricWriter, best_ckpt: Checkpointer, evals: resume.EvaluationLog,
               best_metric: str) -> dict:
     """GT-proposal evaluation at `step` on the held-out videos: predictions, best checkpoint
     (steps > 0 only: step 0 holds the XE parameters), then the record in scst_summary.json,
@@ -119,7 +119,7 @@ def _evaluate(step: int, params, *, eval_cfg, model, vocab, data: _Data, mesh, w
     metrics, _ = inference.evaluate_split(eval_cfg, model, params, vocab, data.loader,
                                           data.eval_videos, data.eval_ids, mesh,
                                           out_path=out_path)
-    flat = {k: float(v) for k, v in trainer_kit.metrics_line(metrics).items()}
+    flat = {k: float(v) for k, v in resume.metrics_line(metrics).items()}
     log.info("step %d (GT proposals, %d held-out videos): METEOR %.3f CIDEr %.3f "
              "BLEU4 %.3f", step, len(data.eval_ids), flat.get("METEOR", float("nan")),
              flat.get("CIDEr", float("nan")), flat.get("Bleu_4", float("nan")))
@@ -263,18 +263,18 @@ def run(config, workdir: str) -> dict:
     ckpt_every = int(config.checkpoint_every_steps)
     overlap = bool(sc.overlap)
     with contextlib.ExitStack() as stack:
-        ckpt, best_ckpt, writer, guard, window = trainer_kit.enter_resources(
-            stack, config, workdir, data.loader)
+        ckpt, best_ckpt, writer, guard, window = resume.enter_resources(
+            stack, workdir, config.keep_checkpoints, best=True, close=data.loader.close)
         train_iter = build.train_iterator(config, data.train_ids, data.videos, data.loader,
                                           vocab, per_host)
 
         # -------------------------------------------------------------- restore or init
-        state, start = trainer_kit.restore_or_init(
+        state, start = resume.restore_or_init(
             ckpt, window, writer, abstract, shardings,
             functools.partial(jax.jit(lambda p: init_state(p, tx), out_shardings=shardings),
                               params),
             train_iter)
-        evals = trainer_kit.EvaluationLog(paths.join(workdir, "scst_summary.json"),
+        evals = resume.EvaluationLog(paths.join(workdir, "scst_summary.json"),
                                           {"xe": None, "final": None})
         evaluate = functools.partial(
             _evaluate, eval_cfg=_eval_config(config, data.eval_refs), model=model, vocab=vocab,
@@ -285,7 +285,7 @@ def run(config, workdir: str) -> dict:
         due = (eval_before if start == 0 else
                bool(eval_every) and itstime(start, eval_every, total_steps))
         if due and evals.done(start):
-            trainer_kit.restore_eval_line(writer, evals, start)
+            resume.restore_eval_line(writer, evals, start)
         elif due:
             evaluate(start, state["params"])
 
@@ -310,7 +310,7 @@ def run(config, workdir: str) -> dict:
                 state, metrics = finish(pending, state)
                 pending = None
                 log_step(step, metrics)
-                trainer_kit.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
+                resume.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every,
                                             force=stop)
                 if stop:
                     log.warning("preempted: stopped after the checkpoint of step %d", step)
@@ -318,7 +318,7 @@ def run(config, workdir: str) -> dict:
                 if evaluating:
                     evaluate(step, state["params"])
             progress.update(step)
-        trainer_kit.save_checkpoint(ckpt, window, total_steps, state, train_iter, ckpt_every,
+        resume.save_checkpoint(ckpt, window, total_steps, state, train_iter, ckpt_every,
                                     force=True)
 
     return {"steps": total_steps, "xe": evals.data.get("xe"),

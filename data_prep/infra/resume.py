@@ -1,6 +1,5 @@
-"""What the two captioner trainers (XE `train.py`, SCST `scst/train_scst.py`) share on top of
-the project's loop kit (`data_prep.infra.loop`): exact resume of the metric window and of the
-evaluations.
+"""Exact resume for every trainer (sa_tsp_train, captioner_train, captioner_scst): the metric
+window and the evaluations, on top of the loop kit (`data_prep.infra.loop`).
 
 Resume contract (issue 13): a run killed (or preempted) anywhere and rerun with the same
 command ends with the same parameters, `metrics.jsonl` (up to `time` and rate keys), best
@@ -148,17 +147,21 @@ def restore_eval_line(writer: MetricWriter, evals: EvaluationLog, step: int) -> 
         writer.write(step, metrics_line(entry), split="val")
 
 
-def enter_resources(stack, config, workdir: str, loader):
+def enter_resources(stack, workdir: str, keep_checkpoints: int, *, best: bool = False,
+                    close=None):
     """What a trainer's loop holds, entered on `stack` (a contextlib.ExitStack) so that every
-    exit path closes it: (step checkpointer `workdir/checkpoints` keeping
-    `config.keep_checkpoints`, best checkpointer `workdir/best`, metrics writer, preemption
-    guard, resumable window `workdir/metric_windows`); the feature `loader` is closed too."""
+    exit path closes it: (step checkpointer `workdir/checkpoints` keeping `keep_checkpoints`,
+    best-parameters checkpointer `workdir/best` or None, metrics writer, preemption guard,
+    resumable window `workdir/metric_windows`); `close` (e.g. a feature loader's) is called
+    on exit too."""
     ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "checkpoints"),
-                                            max_to_keep=int(config.keep_checkpoints)))
-    best_ckpt = stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
+                                            max_to_keep=int(keep_checkpoints)))
+    best_ckpt = (stack.enter_context(Checkpointer(paths.join(workdir, "best"), max_to_keep=1))
+                 if best else None)
     writer = stack.enter_context(MetricWriter(workdir))
     guard = stack.enter_context(PreemptionGuard())
-    stack.callback(loader.close)
+    if close is not None:
+        stack.callback(close)
     window = ResumableWindow(paths.join(workdir, "metric_windows"))
     return ckpt, best_ckpt, writer, guard, window
 
