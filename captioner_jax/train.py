@@ -60,10 +60,26 @@ class _Data:
     feature_dim: int
 
 
+def check_feature_coverage(loader, videos, data_cfg) -> None:
+    """Stops a run in which more than `data.max_missing_fraction` of the training videos have
+    no feature file: almost always a wrong feature path, which PDVC's zero filling would turn
+    into a full-length training run on zeros. Raises ValueError naming the feature paths."""
+    limit = float(data_cfg.get("max_missing_fraction", 0.5))
+    ids = list(videos)
+    missing = loader.find_missing(ids)
+    if ids and len(missing) > limit * len(ids):
+        where = [str(dict(s).get("path")) for s in data_cfg.features]
+        raise ValueError(
+            f"{len(missing)} of {len(ids)} training videos have no features in {where} (e.g. "
+            f"{sorted(missing)[:3]}): check data.features (the feature path); to train on "
+            f"zero-filled features anyway set data.max_missing_fraction=1.0")
+
+
 def _load_data(config, workdir: str) -> _Data:
     train_videos = build.read_split(config.data.train_captions)
     vocab = build.load_vocab(config.data, train_videos)
     loader = build.feature_loader(config.data)
+    check_feature_coverage(loader, train_videos, config.data)
     zero_fill = bool(config.data.zero_fill_missing)
     train_ids = build.usable_ids(loader, train_videos, workdir, zero_fill, "train")
     val_videos = build.read_split(config.data.val_captions) if config.data.val_captions else {}

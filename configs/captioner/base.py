@@ -42,6 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_steps = 100
     c.data.rescale = True
     c.data.zero_fill_missing = True  # PDVC zero-fills missing feature files
+    # XE training stops when more than this fraction of the training videos has no features
+    # (a wrong path would otherwise train on zeros); 1.0 allows any number.
+    c.data.max_missing_fraction = 0.5
     c.data.max_events = 30  # PDVC gt_proposal_sample_num
     c.data.max_caption_len = 30
     c.data.batch_size = 1  # global; PDVC trains with batch 1
@@ -101,10 +104,11 @@ _DROP = {
     "captioner_train": ("predict", "init_from"),
     # The vocabulary comes with the trained run (build.load_trained_run), not from captions.
     "captioner_predict": _XE_ONLY + _TRAINING + ("data.train_captions",
-                                                 "data.vocab_count_threshold"),
+                                                 "data.vocab_count_threshold",
+                                                 "data.max_missing_fraction"),
     # SCST evaluates without reranking whatever the XE run did (train_scst.py sets
     # eval.rerank on its evaluation config).
-    "captioner_scst": _XE_ONLY + ("predict", "eval.rerank"),
+    "captioner_scst": _XE_ONLY + ("predict", "eval.rerank", "data.max_missing_fraction"),
 }
 
 
