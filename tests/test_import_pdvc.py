@@ -203,3 +203,18 @@ def test_parity_with_a_pytorch_pdvc(tmp_path, share, mode):
     tokens = _first_eos(pred["tokens"])
     assert tokens.any(), "greedy decoding produced only EOS: the check would be vacuous"
     np.testing.assert_array_equal(tokens, want["tokens"])
+
+
+def test_light_head_round_trip():
+    opt = dict(OPT, caption_decoder_type="light", att_hid_size=0)
+    cfg, _ = import_pdvc.model_settings(opt)
+    assert cfg["caption_head"] == "light"
+    model = build.build_model(cfg, VOCAB + 1)
+    params = jax.jit(lambda: model.init(
+        {"params": jax.random.PRNGKey(2)}, jnp.zeros((1, STEPS, FEAT_DIM)),
+        jnp.ones((1, STEPS), bool), jnp.ones((1,)), method=PDVC.init_all))()["params"]
+    sd = import_pdvc.to_state_dict(jax.tree.map(np.asarray, params), cfg)
+    assert not any("deformable_att" in k or "ctx2att" in k for k in sd)
+    got, _, _, report = import_pdvc.convert_state_dict(sd, opt)
+    assert report["unused"] == []
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, params), got)
