@@ -8,6 +8,7 @@ from captioner_jax.models.pdvc import PDVC
 from captioner_jax.scst.pdvc_decoder import pdvc_build_decoder, sample_validity
 from captioner_jax.scst.sampler import make_sampler, mask_through_eos
 from captioner_jax.scst.update import init_state, make_optimizer, make_update_step
+from data_prep.infra.tree_names import key_path_name
 
 B, T, C, E, K, V, L = 2, 16, 8, 3, 3, 11, 6
 
@@ -31,7 +32,7 @@ def _setup(caption_head):
     params = variables["params"]
     # Sharpen the word logits so greedy paths are far from ties.
     params = jax.tree_util.tree_map_with_path(
-        lambda p, x: x * 30.0 if "logit" in jax.tree_util.keystr(p) else x, params)
+        lambda p, x: x * 30.0 if "logit" in key_path_name(p) else x, params)
     build = pdvc_build_decoder(model)
     sampler = make_sampler(build, num_samples=K, max_len=L, temperature=1e-5)
     return model, params, inputs, build, sampler(params, inputs, jax.random.key(0))
@@ -74,7 +75,7 @@ def test_caption_head_only_update(setup_light):
     state, metrics = update(state, inputs, out["sample_tokens"], mask, adv)
     assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
     changed = jax.tree_util.tree_map_with_path(
-        lambda p, a, b: ("caption_cell" in jax.tree_util.keystr(p), bool(np.any(a != b))),
+        lambda p, a, b: ("caption_cell" in key_path_name(p), bool(np.any(a != b))),
         state["params"], params)
     flags = jax.tree.leaves(changed, is_leaf=lambda x: isinstance(x, tuple))
     assert any(c for is_cap, c in flags if is_cap)

@@ -2,7 +2,7 @@
 
 Default reward: corpus CIDEr-D (`captioner_jax.evaluation.CiderD`, document frequencies from the
 training references, as Rennie et al. and self-critical.pytorch use). Optional mix with METEOR,
-e.g. 0.95 METEOR + 0.05 CIDEr-D (the later PDVC-based SCST recipe, REFERENCE.md §4).
+e.g. 0.95 METEOR + 0.05 CIDEr-D (the later PDVC-based SCST recipe, docs/reference.md §4).
 
 A scorer is anything with `.score(hypotheses: list[str], references: list[list[str]]) ->
 np.ndarray` of per-item scores (the evaluator's CiderD and its METEOR scorer; a toy in tests).

@@ -58,6 +58,7 @@ from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.loop import itstime, mesh_for_batch
 from data_prep.infra.metrics import MetricWriter
 from data_prep.infra.progress import Progress
+from data_prep.infra.tree_names import key_path_name
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def run(config, workdir: str) -> dict:
                         weight_decay=float(sc.weight_decay), grad_clip=float(sc.grad_clip))
     labels = trainable_labels(params, trainable)
     backbone_grad = any(
-        lab == "train" and "caption_cell" not in jax.tree_util.keystr(path)
+        lab == "train" and "caption_cell" not in key_path_name(path)
         for path, lab in jax.tree_util.tree_leaves_with_path(labels))
     abstract = jax.eval_shape(lambda p: init_state(p, tx), abstract_params)
     shardings = mesh_lib.param_shardings(abstract, mesh, rule=str(config.get("sharding",

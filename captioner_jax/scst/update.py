@@ -4,7 +4,7 @@ The update re-scores the (fixed) sampled tokens by teacher forcing under the cur
 parameters and descends the SCST loss (captioner_jax.scst.loss). Only the parameters whose
 path matches one of `trainable` regexes are updated (optax.multi_transform with
 `optax.set_to_zero` for the rest): by default the caption head, as the PDVC-based SCST recipe
-does (REFERENCE.md §4); the frozen rest still runs in the forward pass.
+does (docs/reference.md §4); the frozen rest still runs in the forward pass.
 """
 from __future__ import annotations
 
