@@ -116,6 +116,8 @@ def test_caption_video_config_with_imported_weights(released, tmp_path):
     assert events and all(0 <= e["timestamp"][0] <= e["timestamp"][1] <= 3.0 + 1e-6
                           for e in events)
     assert (tmp_path / "html" / "clip_a.html").is_file()
+    index = (tmp_path / "html" / "index.html").read_text()
+    assert 'href="clip_a.html"' in index  # caption_video writes an index page
     feats = np.load(tmp_path / "encoder" / "features" / "clip_a.npy")
     # 3 s at 15 fps = 45 frames -> floor((45 - 16) / 16) + 1 = 2 clips of 512 channels.
     assert feats.shape == (2, 512)

@@ -160,6 +160,14 @@ def render_submission_videos(submission_path: str, out_dir: str,
     return written
 
 
+def write_index(out_dir: str, pages: list[dict], submission_path: str) -> str:
+    """`out_dir/index.html` linking the pages `render_video_result` returned (video id, number
+    of events); returns its path."""
+    path = paths.join(out_dir, "index.html")
+    _write_index(path, submission_path, pages)
+    return path
+
+
 def _write_index(path: str, submission_path: str, written: list[dict]) -> None:
     rows = "\n".join(
         f'<li><a href="{html.escape(paths.as_path(w["html"]).name, quote=True)}">'

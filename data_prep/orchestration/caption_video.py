@@ -12,8 +12,9 @@
    whose feature source named `config.captioner.feature_source` is pointed at those features,
    the trained run `config.captioner.init_from`, and a split file listing the videos; the
    submission is the file that stage documents, `out/captioner/predictions/<split>.json`;
-4. renders, per video, `out/html/<id>_timeline.png` and `out/html/<id>.html`
-   (captioner_jax.visualization, through registry.HELPERS).
+4. renders, per video, `out/html/<id>_timeline.png` and `out/html/<id>.html`, and
+   `out/html/index.html` linking them (captioner_jax.visualization, through
+   registry.HELPERS).
 
 Outputs under the workdir (local or `gs://`): `captions.json` (official submission format),
 `html/`, `report.json` (captioned and skipped videos: an unreadable file is skipped and
@@ -203,8 +204,10 @@ def caption_video(config, workdir: str) -> dict:
             paths.join(root, "html"), lab.video_id,
             submission["results"].get(lab.video_id, []), duration_s=lab.duration,
             references=ref_events, video_path=path))
+    index = registry.resolve_helper("write_video_index")(
+        paths.join(root, "html"), pages, paths.join(root, "captions.json"))
     report = {"captioned": [lab.video_id for _, lab in items], "skipped": skipped,
-              "warnings": warnings, "pages": pages}
+              "warnings": warnings, "pages": pages, "index": index}
     atomic_write_json(paths.join(root, "report.json"), report)
     for page in pages:
         log.info("%s: %d events -> %s", page["video_id"], page["num_predicted"], page["html"])

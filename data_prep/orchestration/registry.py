@@ -39,6 +39,7 @@ HELPERS: dict[str, str] = {
     "format_comparison_table": "captioner_jax.visualization.tables:format_comparison_table",
     "format_evaluation_table": "captioner_jax.visualization.tables:format_evaluation_table",
     "render_video_result": "captioner_jax.visualization.gallery:render_video_result",
+    "write_video_index": "captioner_jax.visualization.gallery:write_index",
 }
 
 
