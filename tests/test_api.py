@@ -151,6 +151,9 @@ def test_api_single_and_batch(captioner, released, tmp_path):
     _check_events(both[0], 2.0)
     assert both[2] == a  # the same video gives the same events alone or in a batch
     assert (tmp_path / "html" / "clip_b.html").is_file()  # a workdir keeps the pages
+    # The same workdir again, other videos: the last call's outputs are replaced.
+    assert captioner(str(videos / "clip_a.mp4"), workdir=str(tmp_path)) == a
+    assert not (tmp_path / "html" / "clip_b.html").exists()
 
 
 def test_api_errors(captioner, released, tmp_path):

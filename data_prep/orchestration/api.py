@@ -12,9 +12,10 @@ or `sa_tsp_train`'s params/) and a captioner run (`python -m captioner_jax.impor
 `captioner_train` workdir). A call runs the stage `caption_video` (configs/caption_video.py:
 encoder=...,captioner=...: TSP's extraction protocol, then PDVC's inference) through the stage
 registry in a temporary folder, or in `workdir` when given (which then keeps captions.json
-and the HTML pages). Within one process the compiled captioner is reused across calls (the
-predict function is cached by model) and the encoder's compilation comes from JAX's
-compilation cache when `setup_jax` / JAX_COMPILATION_CACHE_DIR enables it.
+and the HTML pages of the last call made into it; a call with the same videos reuses them).
+Within one process the compiled captioner is reused across calls (the predict function is
+cached by model) and the encoder's compilation comes from JAX's compilation cache when
+`setup_jax` / JAX_COMPILATION_CACHE_DIR enables it.
 
 Video ids are the file names without extension, so the videos of one call need distinct
 names. An unreadable video is a ValueError naming it (`skip_unreadable=True`: its events are
@@ -100,7 +101,12 @@ class DenseCaptioner:
     def _run(self, items: list[str], workdir: str):
         config = self.config.copy_and_resolve_references()
         config.unlock()
-        apply_overrides(config, {"video": ",".join(items)})
+        overrides = {"video": ",".join(items)}
+        if "force" in config:
+            # A workdir holds the outputs of the last call: other videos replace them (the
+            # same videos again reuse them).
+            overrides["force"] = True
+        apply_overrides(config, overrides)
         config.lock()
         registry.resolve_stage(config.stage)(config, workdir)
         submission = read_json(paths.join(workdir, "captions.json"))["results"]
