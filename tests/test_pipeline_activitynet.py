@@ -81,6 +81,32 @@ def test_bad_switches_are_errors(arg, message):
         load_config_file(f"{CONFIG}:{arg}")
 
 
+# ----------------------------------------------------------------------------- subset stage
+def test_subset_of_given_ids_and_bad_ids(shared_data, tmp_path):
+    from data_prep.synthetic.activitynet_subset import run as make_subset
+
+    # A 1.58 s train video (shorter than the default scene's two 2 s events) and a val video.
+    config = load_config_file(f"configs/data/activitynet_subset.py:source={shared_data},"
+                              "ids=v_C4V6fqELvPY+v_-CEi03j4-Bw,size=32")
+    assert make_subset(config, str(tmp_path)) == {"train": ["v_C4V6fqELvPY"],
+                                                  "val": ["v_-CEi03j4-Bw"]}
+    val_2 = json.loads((tmp_path / "activitynet_captions" / "val_2.json").read_text())
+    real = json.loads((shared_data / "activitynet_captions" / "val_2.json").read_text())
+    assert val_2 == {"v_-CEi03j4-Bw": real["v_-CEi03j4-Bw"]}
+    meta = _read_csv(tmp_path / "activitynet_v1.3/tsp/activitynet_v1-3_train_metadata.csv")
+    assert [r["filename"] for r in meta] == ["v_C4V6fqELvPY.mp4"]
+    assert (tmp_path / "videos" / "v_C4V6fqELvPY.mp4").stat().st_size > 0
+    with pytest.raises(KeyError, match="v_notAnId"):
+        config = load_config_file(f"configs/data/activitynet_subset.py:source={shared_data},"
+                                  "ids=v_C4V6fqELvPY+v_-CEi03j4-Bw+v_notAnId")
+        make_subset(config, str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="only 0 of 4"):
+        config = load_config_file(f"configs/data/activitynet_subset.py:source={shared_data},"
+                                  "min_s=900")
+        make_subset(config, str(tmp_path / "none"))
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "none").exists()
+
+
 # ----------------------------------------------------------------------------- runlocal
 @pytest.fixture(scope="module")
 def runlocal(tmp_path_factory, shared_data, nltk_data_dir):

@@ -131,8 +131,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             steps.append({"name": "tsp_init", "workdir": "tsp_init",
                           "config": "configs/sa_tsp/activitynet.py:root={workdir},"
                                     f"objective=tsp,concepts={sw.concepts}{local}",
+                          # No validation pass: nothing reads its numbers.
                           "overrides": {**encoder, "model.use_gvf": False, "gvf_path": "",
-                                        "data.concept_vocab": concepts}})
+                                        "data.concept_vocab": concepts,
+                                        "data.val_shards": ""}})
         gvf = _local_absolute(sw.gvf) if sw.gvf else "{workdir}/features_tsp/gvf_max.h5"
         if not sw.gvf:
             steps.append({"name": "gvf", "workdir": "features_tsp",

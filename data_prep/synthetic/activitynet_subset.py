@@ -107,61 +107,74 @@ def select_ids(captions: dict[str, dict], tsp_ids: set[str], count: int, given, 
 
 
 def run(config, workdir: str) -> dict:
-    """Writes the subset (module docstring) under `workdir`; returns {split: ids, ...}."""
-    from data_prep.synthetic.generator import encode_mp4
-    from data_prep.synthetic.renderer import render_frames
-    from data_prep.synthetic.scene_sampler import SceneOptions, sample_video_spec
+    """Writes the subset (module docstring) under `workdir`; returns {split: ids, ...}.
+
+    Every process selects the ids (the same on all: sorted, deterministic); only process 0
+    writes (the pipeline runner makes the others wait for the step)."""
+    from data_prep.infra.distributed import is_main_process  # imports JAX: only when run
 
     source = config.source
-    out, placed = {}, set()
-    for index_base, (split, (caption_files, tsp_split)) in enumerate(SPLITS.items()):
+    video_ids = list(config.video_ids)
+    selected = {}
+    for split, (caption_files, tsp_split) in SPLITS.items():
         captions = {n: read_json(paths.join(source, CAPTIONS, n)) for n in caption_files}
         csvs = {kind: _csv_rows(paths.join(source, TSP, name))
                 for kind, name in _tsp_files(tsp_split).items()}
         per_kind = [{_caption_id(row) for row, _ in rows} for _, rows in csvs.values()]
-        given = [v for v in config.video_ids if v in captions[caption_files[0]]]
-        if config.video_ids and not given:
-            raise ValueError(f"activitynet_subset: none of video_ids {list(config.video_ids)} "
-                             f"is in {paths.join(source, CAPTIONS, caption_files[0])}")
-        placed.update(given)
+        given = [v for v in video_ids if v in captions[caption_files[0]]]
+        if video_ids and not given:
+            raise ValueError(f"activitynet_subset: none of video_ids {video_ids} is in "
+                             f"{paths.join(source, CAPTIONS, caption_files[0])}")
         count = int(config.num_train if split == "train" else config.num_val)
         ids = select_ids(captions, set.intersection(*per_kind), count, given,
                          min_duration_s=float(config.min_duration_s),
                          max_duration_s=float(config.max_duration_s),
                          min_events=int(config.min_events), what=f"split {split}")
-        keep = set(ids)
-        for name, data in captions.items():
-            atomic_write_json(paths.join(workdir, CAPTIONS, name),
-                              {vid: data[vid] for vid in ids})
-        durations = {}
-        for kind, (header, rows) in csvs.items():
-            lines = [line for row, line in rows if _caption_id(row) in keep]
-            text = header + "".join(line if line.endswith("\n") else line + "\n"
-                                    for line in lines)
-            atomic_write_bytes(paths.join(workdir, TSP, _tsp_files(tsp_split)[kind]),
-                               text.encode("utf-8"))
-            if kind == "tsp_groundtruth":
-                for row, _ in rows:
-                    vid = _caption_id(row)
-                    if vid in keep:
-                        durations[vid] = float(row["video-duration"])
-        # Videos: synthetic scenes as long as the real video (TSP's duration), named by id.
-        video_dir = paths.join(workdir, "videos")
-        paths.make_dirs(video_dir)
-        for i, vid in enumerate(ids):
-            scene = SceneOptions(min_duration_s=durations[vid], max_duration_s=durations[vid],
-                                 fps=float(config.fps), height=int(config.height),
-                                 width=int(config.width))
-            spec = sample_video_spec(int(config.seed), 1000 * index_base + i, scene)
-            spec = dataclasses.replace(spec, video_id=vid)
-            encode_mp4(render_frames(spec), paths.join(video_dir, f"{vid}.mp4"), spec.fps)
-        out[split] = ids
+        selected[split] = (ids, captions, csvs, tsp_split)
         log.info("activitynet_subset: %s ids %s", split, ids)
-    unknown = sorted(set(config.video_ids) - placed)
+    unknown = sorted(set(video_ids) - {v for ids, *_ in selected.values() for v in ids})
     if unknown:
         raise KeyError(f"activitynet_subset: video_ids {unknown} are in no split's caption file "
                        f"under {paths.join(source, CAPTIONS)}")
-    for rel in COPIED:
-        atomic_write_bytes(paths.join(workdir, rel), paths.read_bytes(paths.join(source, rel)))
-    atomic_write_json(paths.join(workdir, "subset.json"), {"source": source, **out}, indent=1)
+    out = {split: ids for split, (ids, *_) in selected.items()}
+    if is_main_process():
+        for index_base, (ids, captions, csvs, tsp_split) in enumerate(selected.values()):
+            _write_split(config, workdir, ids, captions, csvs, tsp_split, index_base)
+        for rel in COPIED:
+            atomic_write_bytes(paths.join(workdir, rel),
+                               paths.read_bytes(paths.join(source, rel)))
+        atomic_write_json(paths.join(workdir, "subset.json"), {"source": source, **out})
     return out
+
+
+def _write_split(config, workdir: str, ids: list[str], captions: dict, csvs: dict,
+                 tsp_split: str, index_base: int) -> None:
+    """The caption entries, TSP rows and generated videos of one split's `ids`."""
+    from data_prep.synthetic.generator import encode_mp4
+    from data_prep.synthetic.renderer import render_frames
+    from data_prep.synthetic.scene_sampler import SceneOptions, sample_video_spec
+
+    keep = set(ids)
+    for name, data in captions.items():
+        atomic_write_json(paths.join(workdir, CAPTIONS, name), {vid: data[vid] for vid in ids})
+    durations = {}
+    for kind, (header, rows) in csvs.items():
+        lines = [line for row, line in rows if _caption_id(row) in keep]
+        text = header + "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        atomic_write_bytes(paths.join(workdir, TSP, _tsp_files(tsp_split)[kind]),
+                           text.encode("utf-8"))
+        if kind == "tsp_groundtruth":
+            durations.update({_caption_id(row): float(row["video-duration"])
+                              for row, _ in rows if _caption_id(row) in keep})
+    # Synthetic scenes as long as the real video (TSP's duration: what the shards decode).
+    video_dir = paths.join(workdir, "videos")
+    paths.make_dirs(video_dir)
+    for i, vid in enumerate(ids):
+        seconds = durations[vid]
+        scene = SceneOptions(min_duration_s=seconds, max_duration_s=seconds,
+                             fps=float(config.fps), height=int(config.height),
+                             width=int(config.width),
+                             min_event_s=min(2.0, seconds / 2))  # a 2 s video gets 1 s events
+        spec = dataclasses.replace(
+            sample_video_spec(int(config.seed), 1000 * index_base + i, scene), video_id=vid)
+        encode_mp4(render_frames(spec), paths.join(video_dir, f"{vid}.mp4"), spec.fps)
