@@ -53,20 +53,22 @@ def test_every_bad_file_is_named_with_its_reason(feature_dir, tmp_path):
     assert all(p["file"].startswith(str(feature_dir)) for p in problems)
 
     data = ml_collections.ConfigDict({"strict_features": False})
-    count = check_stage_features(_loader(feature_dir), IDS, str(tmp_path), "captioner_predict",
-                                 data)
+    count, corrupt = check_stage_features(_loader(feature_dir), {"val": IDS}, str(tmp_path),
+                                          "captioner_predict", data)
+    assert corrupt == {"v_nan", "v_wide", "v_cut"}
     report = json.loads((tmp_path / REPORT_NAME).read_text())
     assert count == report["num_problems"] == 4 and report["videos_checked"] == 6
     assert report["stage"] == "captioner_predict"
+    assert {p["split"] for p in report["problems"]} == {"val"}
 
     data.strict_features = True
     with pytest.raises(CorruptFeatureError, match=f"4 videos.*{REPORT_NAME}"):
-        check_stage_features(_loader(feature_dir), IDS, str(tmp_path), "captioner_predict",
-                             data)
+        check_stage_features(_loader(feature_dir), {"val": IDS}, str(tmp_path),
+                             "captioner_predict", data)
 
 
 def test_clean_features_write_an_empty_report(feature_dir, tmp_path):
     data = ml_collections.ConfigDict({"strict_features": True})
-    assert check_stage_features(_loader(feature_dir), ["v_good0", "v_good1"], str(tmp_path),
-                                "captioner_train", data) == 0
+    assert check_stage_features(_loader(feature_dir), {"train": ["v_good0"], "val": ["v_good1"]},
+                                str(tmp_path), "captioner_train", data) == (0, set())
     assert json.loads((tmp_path / REPORT_NAME).read_text())["problems"] == []

@@ -6,14 +6,16 @@ wrong shape or channel count, NaN/inf values. `report_feature_problems` writes t
 `workdir/feature_problems.json`:
 
   {"stage": str, "videos_checked": int, "num_problems": int,
-   "problems": [{"video_id", "source", "file", "kind": "missing" | "corrupt", "error"}]}
+   "problems": [{"video_id", "source", "file", "kind": "missing" | "corrupt", "error",
+                 "split"}]}
 
 (also when there are none, so a rerun's report never lingers from an older run), logs one
 warning with the count and the file, and returns the count for the stage's result. Without
 the strict flag the stage goes on as before: a missing video is zero-filled (PDVC) when the
-config says so, a corrupt one is left out of the batches. With the strict flag
-(`config.data.strict_features`) any problem stops the stage with `CorruptFeatureError`
-naming the report (launch.py: exit status 1).
+config says so, a corrupt one is left out (trainers drop it from their splits up front
+instead of skipping it in every epoch; prediction leaves it out of the submission). With
+the strict flag (`config.data.strict_features`) any problem stops the stage with
+`CorruptFeatureError` naming the report (launch.py: exit status 1).
 
 Cost: one extra read of every feature file (threads; small next to training or prediction).
 Multi-host: each process checks every process_count-th video; the lists are gathered and
@@ -97,10 +99,19 @@ def report_feature_problems(workdir: str, stage: str, problems: list[dict],
     return len(problems)
 
 
-def check_stage_features(loader: FeatureLoader, video_ids: Sequence[str], workdir: str,
-                         stage: str, data_cfg) -> int:
-    """`scan_features` + `report_feature_problems` with the strict flag of `data_cfg`
-    (`strict_features`, default False): what a stage calls once before reading batches."""
-    problems = scan_features(loader, video_ids)
-    return report_feature_problems(workdir, stage, problems, len(video_ids),
-                                   bool(data_cfg.get("strict_features", False)))
+def check_stage_features(loader: FeatureLoader, splits: dict[str, Sequence[str]],
+                         workdir: str, stage: str, data_cfg) -> tuple[int, set[str]]:
+    """What a stage calls once before reading batches: `scan_features` of every split
+    (`{"train": ids, "val": ids}`; each problem gets its "split"), `report_feature_problems`
+    with the strict flag of `data_cfg` (`strict_features`, default False).
+
+    Returns (number of problems, ids of the videos with a corrupt file): a trainer leaves
+    those out of its splits up front instead of skipping them in every epoch.
+    """
+    problems = []
+    for split, ids in splits.items():
+        problems += [dict(p, split=split) for p in scan_features(loader, ids)]
+    count = report_feature_problems(workdir, stage, problems,
+                                    sum(len(ids) for ids in splits.values()),
+                                    bool(data_cfg.get("strict_features", False)))
+    return count, {p["video_id"] for p in problems if p["kind"] == "corrupt"}
