@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 MODEL_FIELDS = (
     "hidden_dim", "num_heads", "ffn_dim", "dropout", "enc_layers", "dec_layers", "num_levels",
     "enc_points", "dec_points", "num_queries", "max_event_count", "caption_head", "cap_heads",
-    "cap_levels", "cap_points", "rnn_size", "word_dim", "att_hid", "cap_dropout",
+    "cap_levels", "cap_points", "rnn_size", "word_dim", "att_hid", "cap_dropout", "box_refine",
 )
 
 

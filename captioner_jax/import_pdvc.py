@@ -35,9 +35,10 @@ head produces captions at inference (PDVC captions with `caption_head[-1]`), so 
 imported; the other layers' heads are listed as unused, as are the caption sampler's
 `attention_weights` / `output_proj` (PDVC builds them and never uses them).
 
-Not importable (one error naming the setting): `with_box_refine=0` (this model always refines
-boxes in query mode and keeps one head per layer; every ActivityNet/YouCook2 config of PDVC
-uses refinement), multi-layer caption LSTMs (`num_layers > 1`) and `learnt_proposals`.
+`with_box_refine=0` checkpoints import with `box_refine=False` (fixed references; PDVC's
+shared heads appear once per layer in its state dict and fill every layer). Not importable
+(one error naming the setting): multi-layer caption LSTMs (`num_layers > 1`) and
+`learnt_proposals`.
 
 torch is optional: only reading the .pth needs it (imported lazily); `convert_state_dict`
 works on a dict of numpy arrays.
@@ -108,11 +109,10 @@ def model_settings(opt: Mapping, mode: str | None = None) -> tuple[dict, str]:
     mode = mode or str(opt.get("transformer_input_type", "queries"))
     if mode not in MODES:
         raise PDVCImportError(f"transformer_input_type {mode!r} is not supported; use {MODES}")
-    if mode == "queries" and not _truthy(opt.get("with_box_refine", 0)):
-        raise PDVCImportError("opt with_box_refine=0: this model always refines boxes in query "
-                           "mode (one head per layer); PDVC checkpoints without refinement "
-                           "cannot be reproduced (import it with --mode gt_proposals to use "
-                           "it on given segments)")
+    if not _truthy(opt.get("with_box_refine", 0)):
+        # PDVC then shares one class / counter / box head over the layers (its state dict
+        # still names one per layer) and keeps the initial references.
+        model["box_refine"] = False
     return model, mode
 
 

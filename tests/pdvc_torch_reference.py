@@ -227,10 +227,16 @@ class PDVC(nn.Module):
             o["dec_n_points"], o["enc_layers"], o["dec_layers"])
         self.query_embed = nn.Embedding(o["num_queries"], 2 * d)
         n = o["dec_layers"]
-        self.class_head = clones(nn.Linear(d, 1), n)
-        self.count_head = clones(nn.Linear(d, o["max_eseq_length"] + 1), n)
-        self.bbox_head = clones(MLP(d), n)
-        self.transformer.decoder.bbox_head = self.bbox_head  # PDVC's refinement hook (alias)
+        self.refine = bool(o["with_box_refine"])
+        if self.refine:
+            self.class_head = clones(nn.Linear(d, 1), n)
+            self.count_head = clones(nn.Linear(d, o["max_eseq_length"] + 1), n)
+            self.bbox_head = clones(MLP(d), n)
+            self.transformer.decoder.bbox_head = self.bbox_head  # refinement hook (alias)
+        else:  # one head shared by every layer, references never move
+            self.class_head = nn.ModuleList([nn.Linear(d, 1)] * n)
+            self.count_head = nn.ModuleList([nn.Linear(d, o["max_eseq_length"] + 1)] * n)
+            self.bbox_head = nn.ModuleList([MLP(d)] * n)
         head = Captioner(vocab, d, o["input_encoding_size"], o["rnn_size"], o["att_hid_size"],
                          o["cap_num_feature_levels"], o["cap_nheads"], o["cap_dec_n_points"])
         self.caption_head = (nn.ModuleList([head] * n) if o["share_caption_head"]
@@ -274,22 +280,22 @@ class PDVC(nn.Module):
             counts.append(self.count_head[lid](tgt.max(1)[0]))
             delta = self.bbox_head[lid](tgt)
             if proposals is None:
-                # Evaluation output box: PDVC adds the reference logit to both coordinates.
+                # Evaluation output box: PDVC adds the (1-d on layer 0, or on every layer
+                # without refinement) reference logit to both coordinates.
                 boxes.append((delta + inverse_sigmoid(ref)).sigmoid())
+            if proposals is None and self.refine:
                 # The refinement hook (what the next layer reads) shifts the centre only.
                 nxt = delta.clone()
                 nxt[..., :1] = delta[..., :1] + inverse_sigmoid(ref)[..., :1]
                 if ref.shape[-1] == 2:
                     nxt = delta + inverse_sigmoid(ref)
                 ref = nxt.sigmoid()
-            else:
-                boxes.append(ref)
+            elif proposals is not None:
+                boxes.append(ref)  # given proposals are the boxes
         head = self.caption_head[-1]
         values = head.core.deformable_att.values(memory, padding)
         lv = head.core.lv
         cap_refs = (refs_in[-1][:, :, None] * ratios[:, None, :, None])[:, :, :lv]
-        if cap_refs.shape[-1] == 1:
-            raise AssertionError("the last layer's reference is a box after refinement")
         tokens = head.greedy(hs[-1], cap_refs, values[:, :sum(shapes[:lv])], shapes[:lv],
                              max_len)
         return {"memory": memory, "hs": torch.stack(hs), "logits": torch.stack(logits),

@@ -10,9 +10,10 @@ Modes (PDVC `transformer_input_type`):
     the proposals' sine embedding -> Linear(D, 2D) -> LayerNorm; references fixed to the
     proposals, whose boxes are also the output boxes.
 
-Deliberate differences from PDVC: iterative refinement is always on in query mode (every
-ActivityNet config of PDVC uses it) and the per-layer heads are therefore never shared;
-batches of several videos are supported (PDVC's LSTM-DSA asserts batch 1).
+Deliberate differences from PDVC: the per-layer heads are never tied (PDVC shares one
+class / counter / box head across layers when `with_box_refine=0`; `box_refine=False` here
+keeps the references fixed, and an imported checkpoint fills every layer with the same
+head); batches of several videos are supported (PDVC's LSTM-DSA asserts batch 1).
 
 Usage:
   model = PDVC(vocab_size=V, ...)
@@ -90,6 +91,9 @@ class PDVC(nn.Module):
     word_dim: int = 512
     att_hid: int = 512
     cap_dropout: float = 0.5
+    # Query mode: each layer's box becomes the next layer's reference (PDVC with_box_refine=1,
+    # every ActivityNet config); False keeps the initial references on every layer.
+    box_refine: bool = True
 
     def setup(self):
         d = self.hidden_dim
@@ -161,14 +165,14 @@ class PDVC(nn.Module):
             tgt = jnp.broadcast_to(tgt[None], (b, *tgt.shape))
             ref = jax.nn.sigmoid(self.reference_points(query_pos))  # [B, N, 1]
             query_valid = jnp.ones(query_pos.shape[:2], bool)
-            refine = True
+            predict_boxes = True
         else:
             emb = self.pos_trans_norm(self.pos_trans(proposal_sine_embedding(proposals)))
             query_pos, tgt = jnp.split(emb, 2, axis=-1)
             ref = proposals
             query_valid = proposal_valid if proposal_valid is not None else jnp.ones(
                 proposals.shape[:2], bool)
-            refine = False
+            predict_boxes = False
         hs, logits, counts, boxes, caption_refs = [], [], [], [], []
         for lid, layer in enumerate(self.decoder):
             caption_refs.append(ref)
@@ -178,13 +182,14 @@ class PDVC(nn.Module):
             logits.append(self.class_heads[lid](tgt)[..., 0])
             counts.append(self.count_heads[lid](tgt.max(axis=1)))
             delta = self.bbox_heads[lid](tgt)
-            if refine:
+            if predict_boxes:
                 if ref.shape[-1] == 2:
                     box = jax.nn.sigmoid(delta + inverse_sigmoid(ref))
                 else:
                     box = jax.nn.sigmoid(jnp.concatenate(
                         [delta[..., :1] + inverse_sigmoid(ref), delta[..., 1:]], axis=-1))
-                ref = jax.lax.stop_gradient(box)
+                if self.box_refine:
+                    ref = jax.lax.stop_gradient(box)
             else:
                 box = ref
             boxes.append(box)
