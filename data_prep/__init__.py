@@ -1,7 +1,8 @@
 """data_prep: on-disk formats, text, shared infrastructure and the orchestration of stages.
 
   annotations/   ActivityNet Captions, TSP CSVs, ActivityNet v1.3 readers/writers
-  synthetic/     the synthetic data set generator (stage synthetic_data)
+  synthetic/     the synthetic data set generator (stage synthetic_data); real ActivityNet
+                 annotations of a few ids with generated videos (stage activitynet_subset)
   text/          caption vocabulary, semantic concepts, IDF (stage text_vocab)
   labels/        TSP-style per-video labels and per-clip targets
   video/         PyAV decoding (local or gs:// files) and JPEG frames
