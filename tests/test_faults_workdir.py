@@ -72,21 +72,23 @@ DRIVER = textwrap.dedent(
     sys.modules["fault_stage"] = type(sys)("fault_stage")
     sys.modules["fault_stage"].run = stage
     registry.STAGES["fault_test"] = "fault_stage:run"
+    registry.STAGES["sa_tsp_train"] = "fault_stage:run"  # a resumable stage's name
     app.run(launch.main, flags_parser=launch.parse_flags)
     '''
 )
 
 
-def _start(tmp_path, action, workdir="wd", env=None):
+def _start(tmp_path, action, workdir="wd", env=None, flags=()):
     (tmp_path / "cfg.py").write_text(CONFIG)
     return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, "--config", f"cfg.py:{action}", "--workdir", workdir],
+        [sys.executable, "-c", DRIVER, "--config", f"cfg.py:{action}", "--workdir", workdir,
+         *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env=dict(os.environ, JAX_PLATFORMS="cpu", **(env or {})))
 
 
-def _run(tmp_path, action, workdir="wd", env=None):
-    proc = _start(tmp_path, action, workdir, env)
+def _run(tmp_path, action, workdir="wd", env=None, flags=()):
+    proc = _start(tmp_path, action, workdir, env, flags)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
 
@@ -182,6 +184,19 @@ def test_resume_with_another_config_stops_naming_the_keys(tmp_path):
     check_resume_config(wd, _train_config(seed=5), "captioner_predict")
 
 
+def test_launch_refuses_to_resume_a_checkpoint_with_another_config(tmp_path):
+    stage = "--config.stage=sa_tsp_train"
+    rc, _, err = _run(tmp_path, "ok", flags=(stage,))
+    assert rc == 0, err
+    (tmp_path / "wd" / "checkpoints" / "2").mkdir(parents=True)  # as a killed run leaves it
+    rc, out, err = _run(tmp_path, "ok", flags=(stage, "--config.optim.lr=0.2"))
+    assert rc == 1 and "STAGE DONE" not in out
+    assert "optim.lr: 0.1 -> 0.2" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "wd" / "config.json").read_text())["optim"]["lr"] == 0.1
+    rc, out, err = _run(tmp_path, "ok", flags=(stage,))  # the recorded config resumes
+    assert rc == 0 and "STAGE DONE" in out, err
+
+
 # ----------------------------------------------------------------------------- point 10
 @pytest.mark.parametrize("action,kind,words", [
     ("missing", "FileNotFoundError", ["/no/such/dir/annotations.json", "check the path"]),
@@ -261,3 +276,34 @@ def test_bad_config_file_or_switch_is_one_message(tmp_path, spec, words):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 2
     for word in words:
         assert word in proc.stderr
+
+
+def test_pipeline_step_into_a_busy_workdir_stops_before_running(tmp_path, monkeypatch):
+    """Each pipeline step takes its own workdir's lock: a step whose folder another live run
+    holds stops the pipeline (the step does not run, no done marker)."""
+    from data_prep.orchestration import registry
+    from data_prep.orchestration.pipeline import run_pipeline
+
+    (tmp_path / "cfg.py").write_text(CONFIG)
+    ran = []
+    monkeypatch.setitem(sys.modules, "fault_pipe_stage", type(sys)("fault_pipe_stage"))
+    sys.modules["fault_pipe_stage"].run = lambda config, workdir: ran.append(workdir)
+    monkeypatch.setitem(registry.STAGES, "fault_test", "fault_pipe_stage:run")
+    c = ml_collections.ConfigDict()
+    c.stage = "pipeline"
+    c.force = c.only = c.report = ""
+    c.steps = [{"name": "a", "config": f"{tmp_path}/cfg.py"},
+               {"name": "b", "config": f"{tmp_path}/cfg.py"}]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run" / "b").mkdir(parents=True)
+        (tmp_path / "run" / "b" / LOCK_NAME).write_text(json.dumps(
+            {"pid": sleeper.pid, "host": socket.gethostname(), "started": "t0"}))
+        with pytest.raises(WorkdirLockedError, match=str(tmp_path / "run" / "b")):
+            run_pipeline(c, str(tmp_path / "run"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert ran == [str(tmp_path / "run" / "a")]
+    assert not (tmp_path / "run" / "b" / ".done-b.json").exists()
+    assert not (tmp_path / "run" / "a" / LOCK_NAME).exists()
