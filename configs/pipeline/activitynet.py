@@ -26,7 +26,8 @@ then the metric tables (`{workdir}/results.md`, `results.json`).
 
 Switches (comma-separated key=value):
   data=DIR        annotation root laid out as ../shared/data (default: that folder):
-                  activitynet_captions/ (captions, PDVC vocabulary) and activitynet_v1.3/tsp/
+                  activitynet_captions/ (captions, PDVC vocabulary) and activitynet_v1.3/tsp/;
+                  with runlocal, the root the subset is taken from
   videos=DIR      the ActivityNet videos, named by id (default data/activitynet/videos)
   init=DIR        TSP weights to start SA-TSP from: a `python -m sa_tsp_jax.import_torch`
                   output (default weights/tsp)
@@ -36,7 +37,8 @@ Switches (comma-separated key=value):
                   TSP layout): no shards / gvf / sa_tsp / features steps; the text step stays
                   (the ensemble's concepts and IDF)
   dim=N           dimension of `features=` (default 512)
-  members=N       GT-proposal captioners in the ensemble (default 5, the report's M)
+  members=N       GT-proposal captioners in the ensemble (default 5, the report's M; here
+                  seeds of one captioner on the same features, the report's differ in features)
   concepts=N      concept vocabulary size (default 1000)
   runlocal        the wiring test: a `data` step (configs/data/activitynet_subset.py) writes
                   the real annotation files of ../shared/data restricted to 4 train + 2 val
@@ -57,7 +59,7 @@ SHARED_DATA = os.path.normpath(os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data"))
 
 # runlocal: the encoder's tiny clip geometry (the synthetic data set's: 8 frames at 15 fps,
-# 64x64 frames, crop 56), a few steps; `extra` goes to both encoder trainings.
+# 64x64 frames, crop 56), a few steps; both encoder trainings (tsp_init, sa_tsp) get it.
 _TINY_ENCODER = {
     "input.clip_length": 8, "input.resize": (64, 64), "input.crop": 56,
     "input.clips_per_segment": 2, "input.read_threads": 2, "input.prefetch_buffer": 2,
