@@ -30,6 +30,7 @@ import os
 import ml_collections
 
 from configs.common import parse_arg, run_block
+from data_prep.infra import paths
 
 SHARED_DATA = os.path.normpath(os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data"))
@@ -53,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.run = run_block()
     c.data_root = sw.data
     # Absolute here: the stage resolves a relative video_dir against data_root.
-    c.video_dir = sw.videos if "://" in sw.videos else os.path.abspath(sw.videos)
+    c.video_dir = paths.absolute(sw.videos)
     c.concept_vocab = sw.concepts
     c.action_label_mapping = f"{TSP}/activitynet_v1-3_action_label_mapping.json"
     c.fps = 15.0  # TSP clips: 16 frames at 15 fps

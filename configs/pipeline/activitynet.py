@@ -54,6 +54,7 @@ import os
 import ml_collections
 
 from configs.common import parse_arg, run_block
+from data_prep.infra import paths
 
 SHARED_DATA = os.path.normpath(os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data"))
@@ -79,7 +80,7 @@ _TINY_CAPTIONER = {"model.enc_layers": 1, "model.dec_layers": 1}
 def _local_absolute(path: str) -> str:
     """`path` absolute (relative to the current directory) unless it is a URI: the steps
     resolve relative paths against their own roots."""
-    return path if "://" in path else os.path.abspath(path)
+    return paths.absolute(path)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
