@@ -168,3 +168,25 @@ def test_data_prep_imports_no_model_package():
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_preempted_step_is_not_marked_done_and_later_steps_wait(toy, tmp_path, monkeypatch):
+    calls, config_path = toy
+    module = sys.modules["toy_stage_module"]
+    finished = module.run
+    preempt = {"a"}
+
+    def run(config, workdir):
+        if config.value in preempt:
+            calls.append(("preempted", config.value))
+            return {"step": 3, "preempted": True}
+        return finished(config, workdir)
+
+    monkeypatch.setattr(module, "run", run)
+    summary = run_pipeline(_pipeline(config_path), str(tmp_path / "run"))
+    assert summary["stopped"] == "first" and summary["ran"] == ["first"]
+    assert not (tmp_path / "run" / "one" / ".done-first.json").exists()
+    assert calls == [("preempted", "a")]  # the second step did not run on partial outputs
+    preempt.clear()  # the rerun continues the step, then the rest
+    summary = run_pipeline(_pipeline(config_path), str(tmp_path / "run"))
+    assert summary["ran"] == ["first", "second"] and "stopped" not in summary

@@ -117,6 +117,15 @@ def run_pipeline(config, workdir: str) -> dict:
             t0 = time.perf_counter()
             result = run_stage(stage_config, step_dir)
             seconds = time.perf_counter() - t0
+            if isinstance(result, dict) and (result.get("preempted")
+                                             or result.get("stopped_early")):
+                # Unfinished: no done marker, and no later step runs on its partial outputs;
+                # the same command continues this step from its checkpoint.
+                log.warning("[%d/%d] %s: stopped at step %s (preempted or step budget); "
+                            "rerun the same command to continue", number, len(plan), name,
+                            result.get("step", result.get("steps")))
+                return {"steps": list(results), "ran": ran + [name], "skipped": skipped,
+                        "stopped": name, "seconds": round(time.perf_counter() - started, 1)}
             if distributed.is_main_process():
                 atomic_write_json(marker, {"stage": stage_config.stage, "config": spec,
                                            "seconds": round(seconds, 1), "result": result})
