@@ -29,6 +29,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from captioner_jax import build, decoding, postprocess
+from captioner_jax.data.feature_report import check_stage_features
 from captioner_jax.data.pipeline import caption_dataset
 from captioner_jax.objective import forward
 from data_prep.infra import distributed, paths
@@ -187,6 +188,9 @@ def run(config, workdir: str) -> dict:
         {"split": split_path, "videos": video_ids, "trained": trained.info},
         "captioner_predict inputs")
     loader = build.feature_loader(config.data)
+    # Every bad feature file in one report (a corrupt video is left out of the submission).
+    feature_problems, _ = check_stage_features(loader, {"predict": video_ids}, workdir,
+                                               "captioner_predict", config.data)
     trained.check_feature_dim(loader.load(video_ids[0]).shape[1])
     mesh, _ = mesh_for_batch(config.mesh, int(config.eval.batch_size), int(config.num_devices))
     model = trained.build_model(config.model)
@@ -198,7 +202,7 @@ def run(config, workdir: str) -> dict:
     with contextlib.closing(loader):
         metrics, _ = evaluate_split(config, model, params, trained.vocab, loader, videos,
                                     video_ids, mesh, out_path=paths.join(out_dir, f"{name}.json"))
-    metrics.update(checkpoint=which, checkpoint_step=step)
+    metrics.update(checkpoint=which, checkpoint_step=step, feature_problems=feature_problems)
     if distributed.is_main_process():
         atomic_write_json(paths.join(out_dir, f"{name}_metrics.json"), metrics,
                           default=float)

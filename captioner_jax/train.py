@@ -36,6 +36,7 @@ import numpy as np
 import optax
 
 from captioner_jax import build, inference
+from captioner_jax.data.feature_report import check_stage_features
 from captioner_jax.matcher import hungarian_assign_host
 from captioner_jax.objective import MatcherCosts, compute_losses, query_matching_costs
 from data_prep.infra import distributed, paths, resume
@@ -58,6 +59,7 @@ class _Data:
     vocab: object
     loader: object
     feature_dim: int
+    feature_problems: int = 0  # missing / corrupt feature files (feature_problems.json)
 
 
 def check_feature_coverage(loader, videos, data_cfg) -> None:
@@ -88,8 +90,16 @@ def _load_data(config, workdir: str) -> _Data:
         val_ids = build.usable_ids(loader, val_videos, workdir, zero_fill, "val")
         val_ids = build.video_id_table({v: None for v in val_ids},
                                        int(config.data.get("max_val_videos", 0)))
+    # Every bad feature file in one report; corrupt videos left out up front (not each epoch).
+    problems, corrupt = check_stage_features(
+        loader, {"train": train_ids, "val": val_ids}, workdir, "captioner_train", config.data)
+    train_ids = [v for v in train_ids if v not in corrupt]
+    val_ids = [v for v in val_ids if v not in corrupt]
+    if not train_ids:
+        raise ValueError("train: no video has readable features (see feature_problems.json)")
     feature_dim = loader.load(train_ids[0]).shape[1]
-    return _Data(train_videos, val_videos, train_ids, val_ids, vocab, loader, feature_dim)
+    return _Data(train_videos, val_videos, train_ids, val_ids, vocab, loader, feature_dim,
+                 problems)
 
 
 def make_train_step(model, tx, schedule, *, mode: str, costs: MatcherCosts, weights: dict,
@@ -284,5 +294,5 @@ def run(config, workdir: str) -> dict:
 
     last = evals.evals[-1] if evals.evals else {}
     best = max((float(e["score"]) for e in evals.evals), default=-np.inf)
-    return {"steps": total_steps, "best_score": best,
+    return {"steps": total_steps, "best_score": best, "feature_problems": data.feature_problems,
             "last_val": {k: v for k, v in last.items() if k not in ("step", "score")}}

@@ -163,6 +163,41 @@ def test_gt_proposal_predict_one_caption_per_segment(runs):
         np.testing.assert_allclose(got, want, atol=1e-3)
         assert all(isinstance(e["sentence"], str) for e in entries)
     assert (workdir / "predictions" / "val_1_metrics.json").is_file()
+    assert metrics["feature_problems"] == 0
+
+
+def test_corrupt_feature_files_are_reported_counted_and_strict_fails(runs, tmp_path):
+    """Issue 13 point 5: a NaN and a truncated .npy among the val features are named in the
+    stage's feature_problems.json and counted in its result; strict_features stops it."""
+    import shutil
+
+    from captioner_jax.data.features import CorruptFeatureError
+
+    root, dim, workdir, _, _ = runs
+    feats = tmp_path / "features"
+    shutil.copytree(root / "features", feats)
+    val_ids = list(json.loads((root / "captions" / "val_1.json").read_text()))
+    arr = np.load(feats / f"{val_ids[1]}.npy")
+    arr[0, 0] = np.nan
+    np.save(feats / f"{val_ids[1]}.npy", arr)
+    data = (feats / f"{val_ids[2]}.npy").read_bytes()
+    (feats / f"{val_ids[2]}.npy").write_bytes(data[: len(data) // 2])
+    c = _config(root, dim, ",mode=gt,predict")
+    c.eval.soda = False
+    c.data.features = [dict(c.data.features[0], path=str(feats))]
+    c.init_from = str(workdir)
+    metrics = inference.run(c, str(tmp_path / "predict"))
+    assert metrics["feature_problems"] == 2
+    report = json.loads((tmp_path / "predict" / "feature_problems.json").read_text())
+    assert [(p["video_id"], p["kind"]) for p in report["problems"]] == [
+        (val_ids[1], "corrupt"), (val_ids[2], "corrupt")]
+    assert "non-finite" in report["problems"][0]["error"]
+    assert str(feats / f"{val_ids[2]}.npy") in report["problems"][1]["error"]
+    sub = json.loads((tmp_path / "predict" / "predictions" / "val_1.json").read_text())
+    assert set(sub["results"]) == set(val_ids) - {val_ids[1], val_ids[2]}
+    c.data.strict_features = True
+    with pytest.raises(CorruptFeatureError, match="feature_problems.json"):
+        inference.run(c, str(tmp_path / "predict_strict"))
 
 
 def test_a_vocabulary_other_than_the_trained_runs_is_one_clear_error(runs, tmp_path):

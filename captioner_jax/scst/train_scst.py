@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from captioner_jax import build, inference
+from captioner_jax.data.feature_report import check_stage_features
 from captioner_jax.scst.pdvc_decoder import pdvc_build_decoder
 from captioner_jax.scst.rewards import CaptionReward, batch_rewards
 from captioner_jax.scst.sampler import make_sampler
@@ -71,6 +72,7 @@ class _Data:
     eval_ids: list
     eval_refs: list  # reference files restricted to the evaluation videos
     loader: object
+    feature_problems: int = 0  # missing / corrupt feature files (feature_problems.json)
 
 
 def _load_data(config, workdir: str) -> tuple[_Data, dict]:
@@ -89,6 +91,11 @@ def _load_data(config, workdir: str) -> tuple[_Data, dict]:
         eval_ids = build.usable_ids(loader, eval_ids, workdir, zero_fill, "eval")
     if eval_ids and int(config.data.get("max_val_videos", 0)):
         eval_ids = eval_ids[: int(config.data.max_val_videos)]
+    # Every bad feature file in one report; corrupt videos left out up front (not each epoch).
+    problems, corrupt = check_stage_features(
+        loader, {"train": train_ids, "eval": eval_ids}, workdir, "captioner_scst", config.data)
+    train_ids = [v for v in train_ids if v not in corrupt]
+    eval_ids = [v for v in eval_ids if v not in corrupt]
     eval_refs = write_reference_subsets(
         [r for r in config.eval.references if r], set(eval_ids), paths.join(workdir, "refs"))
     if distributed.is_main_process():
@@ -97,7 +104,8 @@ def _load_data(config, workdir: str) -> tuple[_Data, dict]:
     log.info("SCST: %d train videos (%d from validation), %d held-out evaluation videos",
              len(train_ids), len(extra_ids), len(eval_ids))
     eval_videos = {v: val_videos[v] for v in eval_ids}
-    return _Data(videos, train_ids, eval_videos, eval_ids, eval_refs, loader), train_videos
+    return _Data(videos, train_ids, eval_videos, eval_ids, eval_refs, loader,
+                 problems), train_videos
 
 
 def _eval_config(config, eval_refs):
@@ -323,4 +331,4 @@ def run(config, workdir: str) -> dict:
                                     force=True)
 
     return {"steps": total_steps, "xe": evals.data.get("xe"),
-            "final": evals.data.get("final") or {}}
+            "final": evals.data.get("final") or {}, "feature_problems": data.feature_problems}

@@ -42,6 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_steps = 100
     c.data.rescale = True
     c.data.zero_fill_missing = True  # PDVC zero-fills missing feature files
+    # True: any missing or corrupt feature file stops the stage (all listed in the workdir's
+    # feature_problems.json, which is written either way).
+    c.data.strict_features = False
     # XE training stops when more than this fraction of the training videos has no features
     # (a wrong path would otherwise train on zeros); 1.0 allows any number.
     c.data.max_missing_fraction = 0.5
