@@ -2,8 +2,10 @@
 
   registry.py      stage name -> "module:function" (STAGES), pipeline report names (REPORTS),
                    and the few functions of other packages the orchestration calls (HELPERS)
-  config_files.py  `path/config.py[:arg]` -> locked ConfigDict, dotted overrides, the resolved
-                   `config.json` every stage writes into its workdir
+  config_files.py  `path/config.py[:arg]` -> locked ConfigDict, dotted overrides (a missing
+                   key names the keys at its level), the resolved `config.json` every stage
+                   writes into its workdir, temporaries of an interrupted run removed
+  errors.py        what launch.py prints for errors a person can fix (two lines, exit 1)
   pipeline.py      stage "pipeline": steps in order, skipped when done (`.done-<step>.json`)
   report.py        the pipeline's metric tables (`results.md`, `results.json`)
   caption_video.py stage "caption_video": your videos -> shards -> features -> captions -> pages
