@@ -3,6 +3,22 @@ a resume with another config, errors a person can read, temporaries of a killed 
 
 Each case: the bad situation, then the expected outcome. No model is compiled: the launched
 stages are tiny test stages registered by a driver (as tests/test_launch.py does).
+
+The issue-13 fault corpus, by file:
+  test_faults_workdir.py   2nd run into a busy workdir, kill -9 then rerun (stale lock), lock
+                           of a live process / another host, half-written lock, busy pipeline
+                           step, resume with another config, expected errors (missing file,
+                           disk full, bad annotation, bug), config typos and bad switches,
+                           temporaries of a killed run
+  test_faults_data.py      changed video file / new concept vocabulary (shards rewritten),
+                           truncated and tiny videos (reported; skipped under strict),
+                           fingerprint mismatch + force, caption_video rerun after the video
+                           or the encoder changed
+  test_faults_features.py  NaN, wrong width, truncated .npy, missing features: one report,
+                           counted, strict fails (stage level: test_captioner_train.py)
+  test_faults_devices.py   1 vs 2 devices within the README's tolerance (slow)
+Kills inside evaluations and preemptions: test_captioner_train.py, test_scst_train.py,
+test_multihost.py; evaluator inputs: test_eval_submission.py.
 """
 import errno
 import json
