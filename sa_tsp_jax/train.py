@@ -59,7 +59,7 @@ from sa_tsp_jax.models.r2plus1d import make_backbone
 from sa_tsp_jax.shards_spec import resolve_shards, shard_sizes
 
 log = logging.getLogger(__name__)
-_BATCH_KEYS = ("clips", "action_label", "region_label", "concepts", "valid")
+_BATCH_KEYS = ("clips", "action_label", "region_label", "concepts", "valid", "gvf")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -152,11 +152,9 @@ def init_state(init, rng, mesh, rule: str = "replicate"):
     return jax.jit(init, out_shardings=shardings)(rng), abstract, shardings
 
 
-def device_batch(host_batch: dict, gvf_table: GvfTable | None, sharding) -> dict:
-    """This host's numpy batch (+ GVF looked up by video id) -> global jax arrays."""
+def device_batch(host_batch: dict, sharding) -> dict:
+    """This host's numpy batch (with "gvf" when the pipeline joined it) -> global jax arrays."""
     batch = {k: v for k, v in host_batch.items() if k in _BATCH_KEYS}
-    if gvf_table is not None:
-        batch["gvf"] = gvf_table.lookup(host_batch["video_id"])
     return mesh_lib.global_batch(batch, sharding)
 
 
@@ -175,13 +173,14 @@ def evaluate(eval_step, state, val_source: ClipShardSource, input_cfg: TspInputC
              concept_threshold: float) -> dict[str, float]:
     """Runs the validation pipeline once (padded batches, every host its slice; at most
     `max_batches` batches when > 0) and returns the metric dict of all hosts' clips."""
-    ds = tsp_train_dataset(val_source, input_cfg, seed=seed, train=False, num_epochs=1)
+    ds = tsp_train_dataset(val_source, input_cfg, seed=seed, train=False, num_epochs=1,
+                           gvf_lookup=gvf_table.lookup if gvf_table else None)
     sharding = mesh_lib.batch_sharding(mesh)
     acc = MetricAccumulator(concept_threshold)
     for i, host_batch in enumerate(ds):
         if max_batches and i >= max_batches:
             break
-        outputs = host_rows(eval_step(state, device_batch(host_batch, gvf_table, sharding)),
+        outputs = host_rows(eval_step(state, device_batch(host_batch, sharding)),
                             mesh)
         labels = {k: host_batch[k] for k in ("action_label", "region_label", "valid",
                                              "concepts") if k in host_batch}
@@ -240,9 +239,11 @@ def run(config, workdir: str) -> dict:
                              input_cfg.clips_per_segment)
     steps_per_epoch = max(1, len(table) // global_bs)
     total_steps = int(config.total_steps or round(config.num_epochs * steps_per_epoch))
-    train_iter = iter(tsp_train_dataset(train_source, input_cfg, seed=config.seed, train=True))
     gvf_table = GvfTable(config.gvf_path) if config.model.use_gvf else None
     gvf_dim = gvf_table.dim if gvf_table else 0
+    train_iter = iter(tsp_train_dataset(
+        train_source, input_cfg, seed=config.seed, train=True, table=table,
+        gvf_lookup=gvf_table.lookup if gvf_table else None))
     log.info("train: %d clips/epoch, %d steps/epoch, %d steps, global batch %d",
              len(table), steps_per_epoch, total_steps, global_bs)
 
@@ -286,8 +287,7 @@ def run(config, workdir: str) -> dict:
         for step in range(start + 1, total_steps + 1):
             with jax.profiler.StepTraceAnnotation("train", step_num=step):
                 host_batch = next(train_iter)
-                state, metrics = train_step(state, device_batch(host_batch, gvf_table,
-                                                                batch_sharding))
+                state, metrics = train_step(state, device_batch(host_batch, batch_sharding))
             window.add(metrics)
             if loop.itstime(step, log_every, total_steps):
                 last_train = window.flush(step)

@@ -213,6 +213,8 @@ def tsp_train_dataset(
     process_count: int | None = None,
     num_epochs: int | None = None,
     concept_fn: Callable | None = None,
+    table: SegmentClipTable | None = None,
+    gvf_lookup: Callable | None = None,
 ) -> grain.IterDataset:
     """The TSP clip pipeline as a Grain IterDataset of batches (see the module docstring).
 
@@ -226,6 +228,10 @@ def tsp_train_dataset(
       num_epochs: None repeats forever (train) — default for eval is 1 epoch.
       concept_fn: `(clip_start_s, clip_end_s, labels, num_concepts, rule) -> [C]`; default
         data_prep.labels.clip_concept_targets. Only used when config.num_concepts > 0.
+      table: the SegmentClipTable of `shard_paths` for `config` when the caller already
+        built it (the trainer sizes its epochs with it); built here otherwise.
+      gvf_lookup: `video ids [B] -> float32 [B, D]` (a GVF table's `lookup`): adds the
+        batch's global video features as "gvf", so the join happens in the input pipeline.
     Returns:
       grain.IterDataset; `iter(ds)` has get_state()/set_state() for exact resume.
     """
@@ -237,7 +243,9 @@ def tsp_train_dataset(
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
     source = (shard_paths if isinstance(shard_paths, ClipShardSource)
               else ClipShardSource(shard_paths))
-    table = SegmentClipTable(source, config.clip_length, config.fps, config.clips_per_segment)
+    if table is None:
+        table = SegmentClipTable(source, config.clip_length, config.fps,
+                                 config.clips_per_segment)
     if config.num_concepts > 0 and concept_fn is None:
         concept_fn = _default_concept_fn()
     n = len(table)
@@ -260,5 +268,8 @@ def tsp_train_dataset(
     ds = ds.map_with_index(loader)
     ds = HostBatchSlice(ds, config.batch_size, process_index, process_count)
     ds = ds.batch(config.batch_size, drop_remainder=train)
+    if gvf_lookup is not None:
+        ds = ds.map(lambda batch: {**batch, "gvf": np.asarray(gvf_lookup(batch["video_id"]),
+                                                              np.float32)})
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                 prefetch_buffer_size=config.prefetch_buffer))
