@@ -14,6 +14,7 @@ import json
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from interruptions import run_interrupted
 
 from benchmarks.attribute_features import write_attribute_features
 from captioner_jax import build, inference, train
@@ -21,7 +22,6 @@ from captioner_jax.scst import train_scst
 from configs.captioner import synthetic, synthetic_scst
 from data_prep.infra import resume
 from data_prep.infra.metrics import read_metrics
-from data_prep.infra.preemption import PreemptionGuard
 from data_prep.text.caption_vocab import CaptionVocab
 
 STEPS = 16  # 4 steps per epoch (8 training videos, batch 2): evaluations at steps 8 and 16
@@ -50,10 +50,6 @@ def _train_config(root, dim):
     return c
 
 
-class _Killed(Exception):
-    """Stands for a kill -9: nothing after the raise runs."""
-
-
 @pytest.fixture(scope="module")
 def runs(synthetic_dataset, tmp_path_factory):
     """(root, dim, uninterrupted workdir, interrupted workdir, log of the interruptions)."""
@@ -64,32 +60,7 @@ def runs(synthetic_dataset, tmp_path_factory):
     train.run(c, str(straight))
 
     interrupted = tmp_path_factory.mktemp("captioner_interrupted")
-    events = []
-    record = resume.EvaluationLog.record
-
-    def killed_record(self, step, *args, **kwargs):
-        # predictions, best checkpoint and best_metrics.json are written: the kill falls
-        # between them and the record that says the evaluation completed.
-        if step == KILL_IN_EVAL and "killed" not in events:
-            events.append("killed")
-            raise _Killed
-        return record(self, step, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(resume.EvaluationLog, "record", killed_record)
-        with pytest.raises(_Killed):
-            train.run(c, str(interrupted))
-    with pytest.MonkeyPatch.context() as mp:  # SIGTERM at PREEMPT (guard.request())
-        should_stop = PreemptionGuard.should_stop
-
-        def preempt(self, step):
-            if step == PREEMPT:
-                self.request()
-            return should_stop(self, step)
-
-        mp.setattr(PreemptionGuard, "should_stop", preempt)
-        events.append(train.run(c, str(interrupted)))
-    events.append(train.run(c, str(interrupted)))
+    events = run_interrupted(train.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
     return root, dim, straight, interrupted, events
 
 

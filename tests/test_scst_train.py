@@ -8,14 +8,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from interruptions import run_interrupted
 
 from benchmarks.attribute_features import write_attribute_features
 from captioner_jax.scst import train_scst
 from captioner_jax.scst.scst_data import split_validation
 from configs.captioner import synthetic_scst
-from data_prep.infra import resume
 from data_prep.infra.metrics import read_metrics
-from data_prep.infra.preemption import PreemptionGuard
 
 STEPS, KILL_IN_EVAL, PREEMPT = 4, 2, 4  # evaluations at 0 (before SCST), 2 and 4
 TIME_KEYS = {"time", "steps_per_s", "videos_per_s", "predict_seconds", "seconds"}
@@ -38,10 +37,6 @@ def _config(root, dim):
     return c
 
 
-class _Killed(Exception):
-    """Stands for a kill -9: nothing after the raise runs."""
-
-
 @pytest.fixture(scope="module")
 def runs(synthetic_dataset, tmp_path_factory):
     """(uninterrupted workdir, interrupted workdir, events of the interrupted run)."""
@@ -52,30 +47,7 @@ def runs(synthetic_dataset, tmp_path_factory):
     train_scst.run(c, str(straight))
 
     interrupted = tmp_path_factory.mktemp("scst_interrupted")
-    events = []
-    record = resume.EvaluationLog.record
-
-    def killed_record(self, step, *args, **kwargs):
-        if step == KILL_IN_EVAL and "killed" not in events:
-            events.append("killed")
-            raise _Killed
-        return record(self, step, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(resume.EvaluationLog, "record", killed_record)
-        with pytest.raises(_Killed):
-            train_scst.run(c, str(interrupted))
-    with pytest.MonkeyPatch.context() as mp:  # SIGTERM at an evaluation step
-        should_stop = PreemptionGuard.should_stop
-
-        def preempt(self, step):
-            if step == PREEMPT:
-                self.request()
-            return should_stop(self, step)
-
-        mp.setattr(PreemptionGuard, "should_stop", preempt)
-        events.append(train_scst.run(c, str(interrupted)))
-    events.append(train_scst.run(c, str(interrupted)))
+    events = run_interrupted(train_scst.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
     return straight, interrupted, events
 
 
