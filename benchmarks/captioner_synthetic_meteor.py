@@ -37,9 +37,9 @@ def main():
     for noisy in ("absl", "orbax"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    from benchmarks.attribute_features import write_attribute_features
     from captioner_jax import train
     from captioner_jax.baseline import baseline_submission, most_frequent_caption
-    from benchmarks.attribute_features import write_attribute_features
     from captioner_jax.evaluation import evaluate_submission
     from configs.captioner import synthetic
     from data_prep.infra.jax_setup import enable_compilation_cache

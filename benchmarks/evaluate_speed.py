@@ -20,11 +20,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.slow_path import slow_score_captions  # noqa: E402
+from benchmarks.synthetic_submission import make_submission  # noqa: E402
 from captioner_jax.evaluation.dense_captioning import score_captions  # noqa: E402
 from captioner_jax.evaluation.meteor import MeteorProcess  # noqa: E402
-from captioner_jax.evaluation.slow_path import slow_score_captions  # noqa: E402
 from captioner_jax.evaluation.submission import load_references, load_submission  # noqa: E402
-from captioner_jax.evaluation.synthetic_submission import make_submission  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                     "activitynet_captions")

@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.slow_path import slow_score_captions
+from benchmarks.synthetic_submission import make_submission
 from captioner_jax.evaluation import evaluate_submission, get_meteor, ptb_tokenize
-from captioner_jax.evaluation.slow_path import slow_score_captions
 from captioner_jax.evaluation.submission import load_references, load_submission
-from captioner_jax.evaluation.synthetic_submission import make_submission
 from captioner_jax.evaluation.text import preprocess_captions
 
 GOLDEN_2018 = {

@@ -132,6 +132,33 @@ def test_sigterm_checkpoints_that_step_and_resumes_exactly(full_run, data_dir, t
     _assert_same_as_uninterrupted(full_run[0], workdir)
 
 
+def test_a_kill_inside_the_evaluation_is_redone_on_resume(full_run, data_dir, tmp_path,
+                                                         monkeypatch):
+    """kill -9 inside the step-16 evaluation (after that step's metrics line, before its
+    checkpoint): the rerun resumes from step 8, redoes steps 9-16 and the evaluation, and
+    ends with the uninterrupted run's parameters and metrics lines (validation included)."""
+
+    class Killed(Exception):
+        pass
+
+    def killed_evaluate(*args, **kwargs):
+        raise Killed
+
+    workdir = str(tmp_path / "killed_in_eval")
+    monkeypatch.setattr(train, "evaluate", killed_evaluate)
+    with pytest.raises(Killed):
+        train.run(tiny_config(data_dir), workdir)
+    monkeypatch.undo()
+    steps = sorted(int(p) for p in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if p.isdigit())
+    assert steps == [8]
+    assert not any(r["split"] == "val" for r in read_metrics(
+        os.path.join(workdir, "metrics.jsonl")))
+    result = train.run(tiny_config(data_dir), workdir)
+    assert result["step"] == STEPS and "val_action_accuracy" in result
+    _assert_same_as_uninterrupted(full_run[0], workdir)
+
+
 def test_same_step_on_one_and_eight_devices(data_dir):
     # Built exactly as train.run builds them (same jit settings, so the 8-device programs come
     # from the compilation cache of the full run); only the 1-device step compiles anew.
