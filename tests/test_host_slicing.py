@@ -1,8 +1,8 @@
 """N hosts read exactly the global batches of one host (data_prep.pipelines.batching)."""
 import numpy as np
+from sa_tsp_fixtures import write_tiny_shards
 
 from data_prep.pipelines.tsp_pipeline import TspInputConfig, tsp_train_dataset
-from sa_tsp_fixtures import write_tiny_shards
 
 
 def _concat(batches):
