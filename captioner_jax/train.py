@@ -279,7 +279,9 @@ def run(config, workdir: str) -> dict:
             state, metrics = train_step(state, batch, step_key, assign)
             window.add(metrics)
             if itstime(step, log_every, total_steps):
-                writer.write(step, dict(window.flush(step), **progress.rates(step)))
+                logged = window.flush(step)
+                writer.write(step, dict(logged, **progress.rates(step)))
+                progress.show(logged)
             progress.update(step)
             resume.save_checkpoint(ckpt, window, step, state, train_iter, ckpt_every)
             if guard.should_stop(step):

@@ -294,6 +294,7 @@ def run(config, workdir: str) -> dict:
                 factor = optim.lr_factor_reference(step - 1, steps_per_epoch, optim_cfg)
                 last_train["lr_backbone"] = config.optim.backbone_lr * factor
                 writer.write(step, {**last_train, **progress.rates(step)}, "train")
+                progress.show(last_train)
             progress.update(step)
             if val_source is not None and loop.itstime(step, eval_every, total_steps):
                 last_eval = evaluate(eval_step, state, val_source, input_cfg, gvf_table, mesh,

@@ -112,3 +112,15 @@ def test_restore_latest_places_arrays_with_the_given_shardings(tmp_path):
     assert step == 9 and float(state["w"][0, 0]) == 2.0
     assert state["w"].sharding == shardings["w"]
     ckpt.close()
+
+
+def test_progress_announces_compilation_and_shows_the_loss(caplog):
+    caplog.set_level("INFO")
+    p = progress.Progress(total_steps=10, items_per_step=2, log_every_s=0.0, desc="train")
+    assert "first step compiles" in caplog.text
+    p.update(1)
+    assert "first step done after" in caplog.text
+    p.show({"loss": 1.23456, "grad_norm": 3.0})
+    p.update(2, force=True)
+    last = caplog.records[-1].getMessage()
+    assert "train step 2/10 | loss 1.2346 |" in last and "grad_norm" not in last

@@ -192,7 +192,9 @@ def _log_step(step: int, metrics: dict, *, window, writer: MetricWriter, progres
     """Adds a finished step's metrics to the window; writes the window's means when due."""
     window.add(metrics)
     if itstime(step, every, total):
-        writer.write(step, dict(window.flush(step), **progress.rates(step)))
+        logged = window.flush(step)
+        writer.write(step, dict(logged, **progress.rates(step)))
+        progress.show(logged)
 
 
 def run(config, workdir: str) -> dict:

@@ -18,10 +18,14 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Logs `desc step k/N | x steps/s | y items/s | ETA` at most every `log_every_s` seconds.
+    """Logs `desc step k/N | loss x | x steps/s | y items/s | ETA` at most every `log_every_s`
+    seconds.
 
     The rate is measured since the first `update` (so compilation of the first step does not
-    distort the ETA for long) and reported by `rates()` for metrics files.
+    distort the ETA for long) and reported by `rates()` for metrics files. The first step
+    compiles the step function (seconds to minutes on a CPU), so a line says so up front and
+    another when the first step is done, instead of silence. `show(metrics)` puts the latest
+    logged loss into the lines.
     """
 
     def __init__(
@@ -41,6 +45,17 @@ class Progress:
         self._first_time = None
         self._last_log = -math.inf
         self._last_step = None
+        self._shown: dict[str, float] = {}
+        self._created = time.perf_counter()
+        if self.total_steps > 0:
+            logging.info("%s: %d steps; the first step compiles the step function (cached "
+                         "for later runs in the persistent compilation cache)", desc,
+                         self.total_steps)
+
+    def show(self, metrics: dict) -> None:
+        """Shows `loss` (when present) of the latest logged window in the following lines."""
+        if "loss" in metrics:
+            self._shown = {"loss": float(metrics["loss"])}
 
     def rates(self, step: int) -> dict[str, float]:
         """steps/s (and items/s) since the first update; empty before two updates."""
@@ -57,12 +72,15 @@ class Progress:
         now = time.perf_counter()
         if self._first_time is None:
             self._first_step, self._first_time = step, now
+            logging.info("%s: first step done after %.1f s (compilation included)", self.desc,
+                         now - self._created)
         self._last_step = step
         if not force and now - self._last_log < self.log_every_s:
             return
         self._last_log = now
         rates = self.rates(step)
         parts = [f"{self.desc} step {step}/{self.total_steps}"]
+        parts += [f"{k} {v:.4f}" for k, v in self._shown.items()]
         if rates:
             parts.append(f"{rates['steps_per_s']:.2f} steps/s")
             key = f"{self.item_name}_per_s"
