@@ -1,0 +1,128 @@
+"""Shared helpers of the side-by-side benchmarks: alternating timing, matmul peak, JSON lines.
+
+Every side-by-side script (project vs. the PyTorch original or the official evaluator) uses:
+
+  alternate({"project": f, "original": g}, repeats=5, warmup=1)
+      -> {"project": median_s, "original": median_s}; the candidates run interleaved
+         (f, g, f, g, ...) so that a load change on a shared machine hits both alike.
+  machine_info()  -> measured matmul GFLOP/s of XLA (and of torch when importable), thread
+                     counts, CPU model: printed with every result so readers can compare
+                     machines by their measured peak, not by seconds.
+  emit(record, json_out)  -> prints one line `BENCH_JSON {...}` and appends it to `json_out`
+                     (a .jsonl file) when given. `benchmarks/perf_table.py` turns these lines
+                     into the README's performance table.
+
+Ratios are original_time / project_time (> 1: the project is faster).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+JSON_PREFIX = "BENCH_JSON "
+
+
+def alternate(candidates: dict[str, Callable[[], object]], repeats: int = 5,
+              warmup: int = 1) -> dict[str, float]:
+    """Median wall seconds per call of each candidate, run interleaved.
+
+    Args:
+      candidates: name -> zero-argument callable that blocks until its work is done
+        (call `jax.block_until_ready` inside for JAX work).
+      repeats: timed calls per candidate (the median is reported).
+      warmup: untimed calls per candidate first (compilation, caches, jar start).
+    Returns:
+      name -> median seconds of one call.
+    """
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _time_best(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def xla_matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """GFLOP/s of an f32 [n, n] @ [n, n] matmul under XLA on the default device (best of N)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    return 2.0 * n ** 3 / _time_best(lambda: f(a).block_until_ready(), repeats) / 1e9
+
+
+def torch_matmul_gflops(n: int = 1024, repeats: int = 5) -> float | None:
+    """GFLOP/s of the same matmul in torch (CPU), or None when torch is not importable."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    a = torch.ones((n, n), dtype=torch.float32)
+    return 2.0 * n ** 3 / _time_best(lambda: a @ a, repeats) / 1e9
+
+
+def machine_info() -> dict:
+    """What a reader needs to compare figures across machines (measured, not spec-sheet)."""
+    import jax
+
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "xla_matmul_gflops": round(xla_matmul_gflops(), 1),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_matmul_gflops"] = round(torch_matmul_gflops(), 1)
+    except ImportError:
+        info["torch"] = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def emit(record: dict, json_out: str | None = None) -> None:
+    """Prints `BENCH_JSON {...}` and appends the same JSON line to `json_out` if given."""
+    line = json.dumps(record, sort_keys=True)
+    print(JSON_PREFIX + line, flush=True)
+    if json_out:
+        folder = os.path.dirname(os.path.abspath(json_out))
+        os.makedirs(folder, exist_ok=True)
+        with open(json_out, "a") as f:
+            f.write(line + "\n")
+
+
+def ratio(original_s: float | None, project_s: float) -> float | None:
+    """original / project seconds (> 1 means the project is faster), None without original."""
+    if original_s is None:
+        return None
+    return original_s / project_s
