@@ -54,6 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # say what changed). strict: skip truncated videos and videos shorter than one clip.
     c.force = False
     c.strict = False
+    # A video browsers cannot play (AVI/MJPEG, HEVC, .mkv) gets an H.264 copy for its page;
+    # False (huge files): its page shows a frame strip and an ffmpeg command instead.
+    c.transcode = True
     c.references = [sw.references] if sw.references else []
     c.encoder = ml_collections.ConfigDict()
     c.encoder.config = "configs/sa_tsp/extract_synthetic.py"

@@ -133,7 +133,9 @@ def _write_video(path, seconds=4, fps=8, size=(64, 48)):
 def test_cli_renders_submission(tmp_path, capsys, metrics_files):
     videos = tmp_path / "videos"
     videos.mkdir()
-    _write_video(videos / "abc.mp4")  # file named without the v_ prefix, as downloads are
+    # MPEG-4 Part 2 (browsers cannot play it) in a file named without the v_ prefix, as
+    # downloads are.
+    _write_video(videos / "abc.mp4")
     submission = {"version": "VERSION 1.0", "external_data": {}, "results": {
         "v_abc": [{"timestamp": [0.0, 2.5], "sentence": "A grey screen fades <in>."},
                   {"timestamp": [1.0, 4.0], "sentence": "It gets brighter."}],
@@ -146,11 +148,13 @@ def test_cli_renders_submission(tmp_path, capsys, metrics_files):
     out = tmp_path / "out"
     rc = cli.main(["--submission", str(tmp_path / "pred.json"), "--references",
                    str(tmp_path / "val_1.json"), "--videos-dir", str(videos), "--out", str(out),
-                   "--num", "5", "--thumbnails", "4", "--metrics", metrics_files[0]])
+                   "--num", "5", "--thumbnails", "4", "--metrics", metrics_files[0],
+                   "--no-transcode"])
     assert rc == 0 and "2 videos rendered" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves.png", "index.html", "v_abc.html", "v_abc_timeline.png", "v_second.html",
-        "v_second_timeline.png"]  # only annotated videos when references are given
+        "curves.png", "index.html", "v_abc.html", "v_abc_frames.png", "v_abc_timeline.png",
+        "v_second.html", "v_second_timeline.png"]  # only annotated videos when references
+    # are given; the unplayable one gets a frame strip but, with --no-transcode, no copy
     page = (out / "v_abc.html").read_text()
     assert 'src="../videos/abc.mp4"' in page and "A grey screen fades &lt;in&gt;." in page
     assert "Grey to white." in page

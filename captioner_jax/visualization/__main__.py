@@ -3,8 +3,11 @@
   python -m captioner_jax.visualization --submission PRED.json \
       --references ../shared/data/activitynet_captions/val_1.json [val_2.json] \
       [--videos-dir DIR] --out DIR [--num 5] [--video-ids v_a,v_b] [--metrics M.jsonl ...]
+      [--no-transcode]
 
-Writes DIR/<video>_timeline.png, DIR/<video>.html and DIR/index.html (and DIR/curves.png
+Writes DIR/<video>_timeline.png, DIR/<video>.html and DIR/index.html (for a video browsers
+cannot play also DIR/<video>_frames.png and, unless --no-transcode, DIR/<video>_browser.mp4, an
+H.264 copy the page plays; and DIR/curves.png
 from the given metrics files: losses, learning rate and validation metrics, one block of
 panels per file, i.e. per model; `curves.plot_training_curves` plots every metric).
 """
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num", type=int, default=5, help="number of videos")
     parser.add_argument("--video-ids", default=None, help="comma-separated ids to render")
     parser.add_argument("--thumbnails", type=int, default=8, help="frames in the top strip")
+    parser.add_argument("--no-transcode", action="store_true",
+                        help="no browser copy (H.264 mp4) of videos browsers cannot play "
+                             "(AVI/MJPEG, HEVC, .mkv): their pages show a frame strip instead")
     parser.add_argument("--metrics", nargs="*", default=[],
                         help="JSON-lines metric files to plot into OUT/curves.png")
     args = parser.parse_args(argv)
@@ -38,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ids = [v for v in args.video_ids.split(",") if v] if args.video_ids else None
     try:
         written = render_submission_videos(args.submission, args.out, args.references,
-                                           args.videos_dir, args.num, ids, args.thumbnails)
+                                           args.videos_dir, args.num, ids, args.thumbnails,
+                                           transcode=not args.no_transcode)
         if args.metrics:
             curves = paths.join(args.out, "curves.png")
             plot_overview(args.metrics, curves)  # losses, lr, val metrics per model

@@ -3,6 +3,11 @@
 `render_video_result` does one video (also what "caption your own video" calls after
 inference); `render_submission_videos` picks videos from a submission file, finds their
 references and video files, renders each and writes an `index.html` linking them.
+
+A video browsers cannot play (`playable.browser_playable`: AVI/MJPEG, HEVC, .mkv, ...) also
+gets `<id>_frames.png` (a frame per event, at its midpoint, with times) and, unless
+`transcode=False` (huge files), `<id>_browser.mp4`: an H.264 copy at most 480 px high with
+the original's timestamps, which the page plays instead.
 """
 from __future__ import annotations
 
@@ -16,6 +21,12 @@ from collections.abc import Mapping, Sequence
 
 from captioner_jax.visualization.events import parse_events, span_of
 from captioner_jax.visualization.html_page import write_caption_page
+from captioner_jax.visualization.playable import (
+    browser_playable,
+    strip_times,
+    transcode_for_browser,
+    write_frame_strip,
+)
 from captioner_jax.visualization.timeline import render_timeline
 from captioner_jax.visualization.video_frames import try_thumbnails
 from data_prep.infra import paths
@@ -60,8 +71,10 @@ def load_references(reference_paths: Sequence[str]) -> dict[str, dict]:
 def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
                         duration_s: float | None = None,
                         references: list | Mapping[str, list] | None = None,
-                        video_path: str | None = None, num_thumbnails: int = 8) -> dict:
-    """Writes `<id>_timeline.png` and `<id>.html` for one video into `out_dir`.
+                        video_path: str | None = None, num_thumbnails: int = 8,
+                        transcode: bool = True, max_height: int = 480) -> dict:
+    """Writes `<id>_timeline.png` and `<id>.html` for one video into `out_dir` (and, for a
+    video browsers cannot play, `<id>_frames.png` and `<id>_browser.mp4`: module docstring).
 
     Args:
       predicted: submission-format events of this video.
@@ -70,8 +83,12 @@ def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
       video_path: the video file; the page refers to it by a path relative to `out_dir`, and
         thumbnails are taken from it. None -> no player, no thumbnails.
       num_thumbnails: frames in the timeline's top strip (0: none).
+      transcode: make the browser copy of an unplayable video (False: the page shows the
+        frame strip and a message with an ffmpeg command instead).
+      max_height: the copy's height limit in pixels.
     Returns:
-      `{"video_id", "timeline_png", "html", "num_predicted", "duration_s"}`.
+      `{"video_id", "timeline_png", "html", "num_predicted", "duration_s", "playable",
+      "video_kind", "browser_copy", "frame_strip"}` (the last two: paths or None).
     """
     paths.make_dirs(out_dir)
     if (duration_s is None or not duration_s > 0) and video_path:
@@ -93,10 +110,38 @@ def render_video_result(out_dir: str, video_id: str, predicted: list[dict],
         # Relative first (the folder moves with its videos), absolute second (the output
         # folder moved on its own).
         fallback = pathlib.Path(paths.absolute(video_path)).resolve().as_uri()
+    playable, kind, copy, strip = True, None, None, None
+    if video_path:
+        try:
+            playable, kind = browser_playable(video_path)
+        except ValueError as err:
+            logging.warning("%s: %s", video_id, err)
+    if not playable:
+        events = parse_events(predicted, f"{video_id}: predicted")
+        times = strip_times([(e.start, e.end) for e in events], duration_s or 0.0)
+        strip = paths.join(out_dir, f"{stem}_frames.png")
+        try:
+            write_frame_strip(video_path, times, strip)
+        except ValueError as err:
+            logging.warning("%s: no frame strip: %s", video_id, err)
+            strip = None
+        if transcode:
+            copy = paths.join(out_dir, f"{stem}_browser.mp4")
+            try:
+                info = transcode_for_browser(video_path, copy, max_height=max_height)
+                logging.info("%s: %s is not browser-playable: copy %s (%dx%d, %d frames)",
+                             video_id, kind, copy, info["width"], info["height"],
+                             info["frames"])
+            except ValueError as err:
+                logging.warning("%s: no browser copy: %s", video_id, err)
+                copy = None
     write_caption_page(page, video_src, video_id, duration_s, predicted, references,
-                       timeline_png=png, video_fallback=fallback)
+                       timeline_png=png, video_fallback=fallback, original_playable=playable,
+                       playable_copy=paths.as_path(copy).name if copy else None,
+                       frame_strip_png=strip, video_kind=kind)
     return {"video_id": video_id, "timeline_png": png, "html": page,
-            "num_predicted": len(predicted), "duration_s": duration_s}
+            "num_predicted": len(predicted), "duration_s": duration_s, "playable": playable,
+            "video_kind": kind, "browser_copy": copy, "frame_strip": strip}
 
 
 def page_video_src(video_path: str, out_dir: str) -> str:
@@ -128,9 +173,10 @@ def render_submission_videos(submission_path: str, out_dir: str,
                              reference_paths: Sequence[str] = (),
                              videos_dir: str | None = None, num: int = 5,
                              video_ids: Sequence[str] | None = None,
-                             num_thumbnails: int = 8) -> list[dict]:
+                             num_thumbnails: int = 8, transcode: bool = True) -> list[dict]:
     """Renders `num` videos of a submission (file order; those with references first) and an
-    `index.html`. A video that fails to render is reported and skipped.
+    `index.html`. A video that fails to render is reported and skipped. `transcode`: as in
+    `render_video_result`.
 
     Returns the `render_video_result` dicts of the videos written.
     """
@@ -150,7 +196,8 @@ def render_submission_videos(submission_path: str, out_dir: str,
         try:
             info = render_video_result(out_dir, video_id, list(results[video_id] or []),
                                        durations[0] if durations else None,
-                                       refs or None, video_path, num_thumbnails)
+                                       refs or None, video_path, num_thumbnails,
+                                       transcode=transcode)
         except (ValueError, TypeError, OSError) as err:
             logging.error("%s: %s: not rendered: %s", submission_path, video_id, err)
             continue
@@ -174,7 +221,8 @@ def _write_index(path: str, submission_path: str, written: list[dict]) -> None:
         f'{html.escape(w["video_id"])}</a> — {w["num_predicted"]} events</li>'
         for w in written)
     atomic_write_text(path, f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Dense captions</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<title>Dense captions</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto}}</style>
 </head><body><h1>Dense captions</h1>
 <p>Submission: {html.escape(paths.as_path(submission_path).name)}</p>

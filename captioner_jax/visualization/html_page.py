@@ -10,6 +10,11 @@ clickable event tracks) and writes the active predicted captions under the video
 (or pressing Enter on) an event seeks the video to its start. Without a video file a time
 slider drives the same display.
 
+Videos browsers cannot play (AVI/MJPEG, HEVC, .mkv; see `playable.browser_playable`): the
+page plays the browser copy the caller made (`playable_copy`, same timestamps, so seeks land
+on the same instants) and says so, or, without a copy, shows at once the message with an
+ffmpeg command; either way the frame strip (`frame_strip_png`) is shown under the player.
+
 All captions are user data: they reach the page only HTML-escaped, or inside the JSON block
 with `<`, `>` and `&` written as \\u escapes (so no `</script>` can end it early), and the
 script inserts them with `textContent`, never as HTML.
@@ -55,7 +60,9 @@ ol.events li{padding:5px 8px;border-radius:4px;cursor:pointer}
 ol.events li:hover{background:#f0f3f6}
 ol.events li.active{background:#fff3c4;font-weight:600}
 .time{color:#666;font-variant-numeric:tabular-nums;margin-right:.6em;font-size:.9em}
-img.timeline{max-width:100%;border-radius:6px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+img.timeline,img.strip{max-width:100%;border-radius:6px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+img.strip{display:block;margin-top:10px}
+.notice{margin:8px 0 0;padding:6px 10px;background:#fff8e1;border-radius:4px;font-size:.9em}
 """
 
 # Uses only getElementById / querySelectorAll / getAttribute / classList / textContent /
@@ -237,7 +244,10 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
                        duration_s: float | None, predicted: list[dict],
                        references: list[dict] | Mapping[str, list[dict]] | None = None,
                        timeline_png: str | None = None, title: str | None = None,
-                       max_events: int = 100, video_fallback: str | None = None) -> str:
+                       max_events: int = 100, video_fallback: str | None = None,
+                       original_playable: bool = True, playable_copy: str | None = None,
+                       frame_strip_png: str | None = None,
+                       video_kind: str | None = None) -> str:
     """Writes the page (atomically) and returns its path.
 
     Args:
@@ -254,6 +264,12 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
         submission may hold 1000 per video; file order is the model's ranking).
       video_fallback: a second source the browser tries when `video_src` does not load (an
         absolute `file://` URI: the page still plays after its folder was moved).
+      original_playable: False when browsers cannot play `video_src` (its codec/container).
+      playable_copy: a browser-playable copy of the video (path relative to the page's
+        folder, e.g. "<id>_browser.mp4"; same timestamps): the player plays it instead.
+      frame_strip_png: a PNG of frames (`playable.write_frame_strip`), embedded under the
+        player.
+      video_kind: "container/codec" of the original, named in the notices.
     """
     counts: dict[str, int] = {}
 
@@ -285,28 +301,48 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
         "predicted": [e.to_json() for e in pred],
         "references": {k: [e.to_json() for e in v] for k, v in ref_sets.items()},
     }
-    if video_src and video_fallback:
+    name = _esc(os.path.basename(str(video_src))) if video_src else ""
+    kind = f" ({_esc(video_kind)})" if video_kind else ""
+    original_link = (f'<a href="{_esc(_video_url(video_src))}">{name}</a>' if video_src else "")
+    if video_src and playable_copy:
+        player = (f'<video id="dvc-video" controls preload="metadata">'
+                  f'<source src="{_esc(_video_url(playable_copy))}" type="video/mp4">'
+                  f'Your browser cannot play this video: {original_link}</video>'
+                  f'<p id="dvc-copy-note" class="notice">Playing a browser copy (H.264, no '
+                  f'sound, same timestamps) of {original_link}{kind}, which browsers cannot '
+                  f'play.</p>')
+    elif video_src and video_fallback:
         # <source> children are tried in order: the relative path, then the absolute one.
         player = (f'<video id="dvc-video" controls preload="metadata">'
                   f'<source src="{_esc(_video_url(video_src))}">'
                   f'<source src="{_esc(_video_url(video_fallback))}">'
-                  f'Your browser cannot play this video: '
-                  f'<a href="{_esc(_video_url(video_src))}">{_esc(video_src)}</a></video>')
+                  f'Your browser cannot play this video: {original_link}</video>')
     elif video_src:
         player = (f'<video id="dvc-video" controls preload="metadata" '
                   f'src="{_esc(_video_url(video_src))}">Your browser cannot play this video: '
-                  f'<a href="{_esc(_video_url(video_src))}">{_esc(video_src)}</a></video>')
+                  f'{original_link}</video>')
     else:
         player = '<div class="novideo">No video file for this page: use the slider.</div>'
     if video_src:
-        # Shown by the script when the browser cannot decode the file (AVI/MJPEG, HEVC, ...).
-        name = _esc(os.path.basename(str(video_src)))
+        # Shown by the script when the browser cannot decode the file (AVI/MJPEG, HEVC, ...),
+        # and from the start when the caller knows it cannot and made no copy.
+        hidden = "" if not original_playable and not playable_copy else " hidden"
+        frames = ("The frame strip below shows its frames" if frame_strip_png
+                  else "The timeline below shows its frames")
+        why = kind or (" (its codec or container, e.g. AVI/MJPEG or HEVC, is not supported "
+                       "here)")
         player += (
-            '<div id="dvc-video-error" class="novideo" hidden>This browser cannot play '
-            f'{name} (its codec or container, e.g. AVI/MJPEG or HEVC, is not supported here). '
-            'The timeline below shows its frames and the event list still works. A playable '
+            f'<div id="dvc-video-error" class="novideo"{hidden}>This browser cannot play '
+            f'{name}{why}. {frames} and the event list still works. A playable '
             'copy: <code>ffmpeg -i '
             f'&quot;{name}&quot; -c:v libx264 -pix_fmt yuv420p -c:a aac copy.mp4</code></div>')
+    strip = ""
+    if frame_strip_png is not None:
+        if not paths.is_file(frame_strip_png):
+            raise FileNotFoundError(f"{video_id}: frame strip not found: {frame_strip_png}")
+        encoded = base64.b64encode(paths.read_bytes(frame_strip_png)).decode("ascii")
+        strip = (f'<img id="dvc-strip" class="strip" alt="frames of {_esc(video_id)}" '
+                 f'src="data:image/png;base64,{encoded}">')
     tracks = ['<div class="tracklabel">Predicted</div>' + _track(pred, "pred", duration)]
     tracks += [f'<div class="tracklabel">{_esc(name)}</div>' + _track(evs, "ref", duration)
                for name, evs in ref_sets.items()]
@@ -325,6 +361,7 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{_esc(page_title)}</title>
 <style>{_CSS}</style>
 </head>
@@ -341,6 +378,7 @@ def write_caption_page(out_html: str, video_src: str | None, video_id: str,
 <span id="dvc-clock" class="clock"></span>
 </div>
 {"".join(tracks)}
+{strip}
 </div>
 {"".join(lists)}
 {image}

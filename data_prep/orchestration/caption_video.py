@@ -14,7 +14,11 @@
    submission is the file that stage documents, `out/captioner/predictions/<split>.json`;
 4. renders, per video, `out/html/<id>_timeline.png` and `out/html/<id>.html`, and
    `out/html/index.html` linking them (captioner_jax.visualization, through
-   registry.HELPERS).
+   registry.HELPERS). A video browsers cannot play (AVI/MJPEG, HEVC, .mkv) also gets
+   `out/html/<id>_frames.png` (a frame per event, with times) and `out/html/<id>_browser.mp4`
+   (H.264, at most 480 px high, the original's timestamps), which its page plays;
+   `--config.transcode=False` skips the copy (huge files): the page then shows the frame
+   strip and a message with an ffmpeg command.
 
 Outputs under the workdir (local or `gs://`): `captions.json` (official submission format),
 `html/`, `report.json` (captioned and skipped videos: an unreadable file is skipped and
@@ -203,7 +207,8 @@ def caption_video(config, workdir: str) -> dict:
         pages.append(render_video_result(
             paths.join(root, "html"), lab.video_id,
             submission["results"].get(lab.video_id, []), duration_s=lab.duration,
-            references=ref_events, video_path=path))
+            references=ref_events, video_path=path,
+            transcode=bool(config.get("transcode", True))))
     index = registry.resolve_helper("write_video_index")(
         paths.join(root, "html"), pages, paths.join(root, "captions.json"))
     report = {"captioned": [lab.video_id for _, lab in items], "skipped": skipped,
