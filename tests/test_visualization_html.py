@@ -1,9 +1,8 @@
 """Caption page: structure, escaping, embedded timing data, and the sync script actually
-syncing (run under Node.js with a minimal fake DOM when `node` is installed; in a headless
-Chromium when that is installed)."""
+syncing (run under Node.js with a minimal fake DOM when `node` is installed). The pages in a
+real headless Chromium: tests/test_browser.py."""
 import html.parser
 import json
-import os
 import shutil
 import subprocess
 
@@ -207,28 +206,3 @@ def test_page_caps_long_event_lists(tmp_path):
     assert [float(t["data-start"]) for t in parsed.timed if t["tag"] == "li"] == [0.0, 1.0]
     assert "Predicted events (first 2 of 5)" in text and "event 2" not in text
 
-
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium: structure-only validation")
-def test_page_renders_in_headless_chromium(page, tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    text, _ = page
-    src = tmp_path / "page.html"
-    src.write_text(text, encoding="utf-8")
-    shot = tmp_path / "shot.png"
-    run = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-         "--window-size=1000,800", "file://" + os.path.abspath(src)],
-        capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert np.asarray(Image.open(shot).convert("L")).std() > 5
