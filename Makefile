@@ -12,7 +12,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(abspath .jax_cache)
 # once into .venv/nltk_data by `make nltk-data`.
 export NLTK_DATA ?= $(if $(wildcard $(SHARED_NLTK)),$(SHARED_NLTK),$(LOCAL_NLTK))
 
-.PHONY: venv nltk-data test lint demo clean
+.PHONY: venv nltk-data test lint demo reproduce clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ lint: $(STAMP)
 
 demo: $(STAMP) nltk-data
 	$(PY) launch.py --config configs/pipeline/synthetic.py --workdir demo_out
+
+# The report's Tables 1 and 2 over seeds (configs/pipeline/reproduce.py; about an hour on 2 CPU
+# cores). `make reproduce REPRODUCE_ARGS=size=quick REPRODUCE_DIR=reproduce_quick`: ~15 min.
+REPRODUCE_ARGS ?=
+REPRODUCE_DIR ?= reproduce_out
+reproduce: $(STAMP) nltk-data
+	$(PY) launch.py --config configs/pipeline/reproduce.py$(if $(REPRODUCE_ARGS),:$(REPRODUCE_ARGS)) \
+	  --workdir $(REPRODUCE_DIR)
 
 clean:
 	rm -rf .jax_cache .pytest_cache

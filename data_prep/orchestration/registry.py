@@ -26,11 +26,15 @@ STAGES: dict[str, str] = {
     "caption_baseline": "captioner_jax.baseline:run",
     "pipeline": "data_prep.orchestration.pipeline:run_pipeline",
     "caption_video": "data_prep.orchestration.caption_video:caption_video",
+    "reproduce_splits": "data_prep.orchestration.reproduce_splits:run",
+    "reproduce_ensemble": "data_prep.orchestration.reproduce_ensemble:run",
 }
 
 REPORTS: dict[str, str] = {
     # Metric tables of the steps' results (the `report` entries of the steps).
     "metric_tables": "data_prep.orchestration.report:pipeline_report",
+    # The reproduce tables (seeds -> mean, std, t-interval) and their plots.
+    "reproduce_tables": "data_prep.orchestration.reproduce_report:reproduce_report",
 }
 
 HELPERS: dict[str, str] = {
@@ -40,6 +44,8 @@ HELPERS: dict[str, str] = {
     "format_evaluation_table": "captioner_jax.visualization.tables:format_evaluation_table",
     "render_video_result": "captioner_jax.visualization.gallery:render_video_result",
     "write_video_index": "captioner_jax.visualization.gallery:write_index",
+    "reproduce_markdown": "captioner_jax.visualization.reproduce_tables:results_markdown",
+    "reproduce_plots": "captioner_jax.visualization.reproduce_plots:write_plots",
 }
 
 
