@@ -32,8 +32,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from captioner_jax.models import caption_heads
 from captioner_jax.models.base_encoder import lengths_from_total
-from captioner_jax.models.pdvc import PDVC, scale_references
+from captioner_jax.models.pdvc import PDVC, caption_cell_of, scale_references
 
 Array = jax.Array
 
@@ -103,15 +104,43 @@ def caption_decoder(
     *,
     train: bool = False,
     dropout_key: Array | None = None,
+    hoisted: bool = True,
 ):
-    """(step_fn, carry) for the PDVC caption head over B x E events; see module docstring."""
+    """(step_fn, carry) for the PDVC caption head over B x E events; see module docstring.
+
+    hoisted=True (default) runs `caption_heads.hoisted_step` (the step-invariant work done once
+    per call); False runs the per-step definition `PDVC.caption_step` (the reference)."""
     memory, padding = encoded["memory"], encoded["memory_padding"]
     b, e = event_feats.shape[:2]
     lengths = lengths_from_total(memory.shape[1], model.num_levels)
-    values = model.apply(variables, memory, padding, method=PDVC.caption_values)
     refs = scale_references(event_refs, encoded["valid_ratios"])
     if train and dropout_key is None:
         raise ValueError("train=True needs a dropout_key")
+    zeros = jnp.zeros((b * e, model.rnn_size), jnp.float32)
+    carry = ((zeros, zeros), jnp.zeros((), jnp.int32))
+
+    if hoisted:
+        cell = caption_cell_of(model)
+        p = variables["params"]["caption_cell"]
+        ctx = caption_heads.step_context(cell, p, memory, padding, event_feats, refs, lengths)
+
+        def fast_step_fn(carry, prev_tokens):
+            (h, c), t = carry
+            state = (h.reshape(b, e, -1), c.reshape(b, e, -1))
+            words = p["embed"]["embedding"][prev_tokens.reshape(b, e)]
+            h, c = caption_heads.hoisted_step(
+                cell, ctx, state, caption_heads.word_gates(ctx, words), lengths)
+            out = h
+            if train:
+                out = model.apply(variables, h, True, method=PDVC.caption_dropout,
+                                  rngs={"dropout": jax.random.fold_in(dropout_key, t)})
+            logits = out @ p["logit"]["kernel"] + p["logit"]["bias"]
+            logp = jax.nn.log_softmax(logits, axis=-1)
+            return ((h.reshape(b * e, -1), c.reshape(b * e, -1)), t + 1), logp.reshape(b * e, -1)
+
+        return fast_step_fn, carry
+
+    values = model.apply(variables, memory, padding, method=PDVC.caption_values)
 
     def step_fn(carry, prev_tokens):
         (h, c), t = carry
@@ -123,8 +152,7 @@ def caption_decoder(
         )
         return ((h.reshape(b * e, -1), c.reshape(b * e, -1)), t + 1), logp.reshape(b * e, -1)
 
-    zeros = jnp.zeros((b * e, model.rnn_size), jnp.float32)
-    return step_fn, ((zeros, zeros), jnp.zeros((), jnp.int32))
+    return step_fn, carry
 
 
 def caption_decoder_from_outputs(model: PDVC, variables, out: dict, layer: int = -1, **kw):
@@ -132,3 +160,131 @@ def caption_decoder_from_outputs(model: PDVC, variables, out: dict, layer: int =
     return caption_decoder(
         model, variables, out, out["hs"][layer], out["caption_refs"][layer], **kw
     )
+
+
+def caption_token_logprobs(
+    model: PDVC,
+    variables,
+    encoded: dict,
+    event_feats,
+    event_refs,
+    tokens,
+    target_mask,
+    *,
+    train: bool = False,
+    dropout_key=None,
+    skip_padding: bool = True,
+    chunk: int = 64,
+):
+    """Teacher-forced log p(tokens[..., t+1] | tokens[..., :t+1]) of the captions the loss reads.
+
+    Args:
+      model, variables, encoded: as `caption_decoder`.
+      event_feats [B, E, D], event_refs [B, E, 1|2], tokens int32 [B, E, T] (BOS first),
+        target_mask bool [B, E, T-1] (True where a target token counts: a caption's words and
+        EOS; False for unmatched events and padding); or a list of such groups (one per
+        decoder layer, the shared caption head): all groups run in one loop, together.
+      train, dropout_key: as `caption_decoder` (one key per group; the same dropout masks as
+        its step_fn).
+      skip_padding: skip the work whose results `target_mask` drops (see below); False
+        computes every position (the untrimmed reference; the same values where the mask is
+        True). A bool or a traced bool scalar (the same compiled program for both).
+      chunk: positions per word-projection block.
+    Returns:
+      float32 [B, E, T-1] (a list for a list): the log-probabilities where `target_mask`,
+      exactly 0 elsewhere.
+
+    The recurrence (`caption_heads.hoisted_step`) is one `lax.scan` over the T-1 steps; a step
+    after the batch's longest target is skipped (`lax.cond`: no compute, forward or backward).
+    The word projection (rnn -> vocabulary, PDVC's logit Linear; the bulk of the FLOPs) runs
+    after the scan on the real positions only: they are sorted to the front and projected in
+    blocks of `chunk`, blocks without a real position skipped. So the work follows the
+    batch's real caption lengths and matched events with fixed shapes (one compiled program),
+    and the result equals the untrimmed computation (the skipped positions are masked).
+    """
+    single = not isinstance(event_feats, (list, tuple))
+    if single:
+        event_feats, event_refs = [event_feats], [event_refs]
+        tokens, target_mask, dropout_key = [tokens], [target_mask], [dropout_key]
+    groups = len(event_feats)
+    if train and (dropout_key is None or any(k is None for k in dropout_key)):
+        raise ValueError("train=True needs a dropout_key (one per group)")
+    p = variables["params"]["caption_cell"]
+    cell = caption_cell_of(model)
+    memory, padding = encoded["memory"], encoded["memory_padding"]
+    b, e, t = tokens[0].shape
+    steps = t - 1
+    lengths = lengths_from_total(memory.shape[1], model.num_levels)
+    refs = [scale_references(r, encoded["valid_ratios"]) for r in event_refs]
+    is_point = None
+    if len({r.shape[-1] for r in refs}) > 1:  # centre-only and (centre, length) groups
+        is_point = jnp.concatenate([jnp.full((b, e), r.shape[-1] == 1) for r in refs], 1)
+        refs = [jnp.concatenate([r, jnp.zeros_like(r)], -1) if r.shape[-1] == 1 else r
+                for r in refs]
+    all_tokens = jnp.concatenate(tokens, axis=1)  # [B, G*E, T]
+    all_mask = jnp.concatenate(target_mask, axis=1)
+    ctx = caption_heads.step_context(cell, p, memory, padding,
+                                     jnp.concatenate(event_feats, axis=1),
+                                     jnp.concatenate(refs, axis=1), lengths)
+    if is_point is not None:
+        ctx["is_point"] = is_point
+    gates = caption_heads.word_gates(ctx, p["embed"]["embedding"][all_tokens[:, :, :-1]])
+    gates = jnp.moveaxis(gates, 2, 0)  # [T-1, B, G*E, 4R]
+    step_ids = jnp.arange(steps, dtype=jnp.int32)
+    needed = jnp.where(skip_padding, jnp.max(jnp.where(all_mask, step_ids + 1, 0)), steps)
+
+    def body(state, xs):
+        step, gates_t = xs
+
+        def run(state):
+            new = caption_heads.hoisted_step(cell, ctx, state, gates_t, lengths)
+            return new, new[0]
+
+        def skip(state):
+            return state, jnp.zeros_like(state[0])
+
+        return jax.lax.cond(step < needed, run, skip, state)
+
+    zeros = jnp.zeros((b, groups * e, model.rnn_size), jnp.float32)
+    _, hs = jax.lax.scan(body, (zeros, zeros), (step_ids, gates))  # [T-1, B, G*E, R]
+    if train:  # PDVC: dropout on the LSTM output before the logit; one mask per group, step
+        def drop(h, key):
+            return model.apply(variables, h, True, method=PDVC.caption_dropout,
+                               rngs={"dropout": key})
+
+        hs = jnp.concatenate([
+            jax.vmap(drop)(hs[:, :, g * e:(g + 1) * e],
+                           jax.vmap(lambda s, k=k: jax.random.fold_in(k, s))(step_ids))
+            for g, k in enumerate(dropout_key)], axis=2)
+    # Positions in (video, event, step) order; the real ones first (stable order).
+    hs = jnp.moveaxis(hs, 0, 2).reshape(b * groups * e * steps, -1)
+    targets = all_tokens[:, :, 1:].reshape(-1)
+    mask = all_mask.reshape(-1)
+    total = mask.shape[0]
+    blocks = -(-total // chunk)
+    order = jnp.argsort(~mask, stable=True)
+    order = jnp.concatenate([order, jnp.zeros(blocks * chunk - total, order.dtype)])
+    count = jnp.where(skip_padding, mask.sum(), total)
+    w_logit, b_logit = p["logit"]["kernel"], p["logit"]["bias"]
+
+    def project(xs):
+        block, h_block, target_block = xs
+
+        def run(h_block):
+            logp = jax.nn.log_softmax(h_block @ w_logit + b_logit, axis=-1)
+            # The same two log-softmaxes as `teacher_forced` over the cell's output.
+            logp = jax.nn.log_softmax(logp, axis=-1)
+            return jnp.take_along_axis(logp, target_block[:, None], axis=-1)[:, 0]
+
+        return jax.lax.cond(block * chunk < count, run,
+                            lambda h: jnp.zeros(h.shape[:1], jnp.float32), h_block)
+
+    sorted_logp = jax.lax.map(project, (
+        jnp.arange(blocks, dtype=jnp.int32),
+        hs[order].reshape(blocks, chunk, -1),
+        targets[order].reshape(blocks, chunk)))
+    logp = jnp.zeros((total,), jnp.float32).at[order[:total]].set(
+        sorted_logp.reshape(-1)[:total], unique_indices=True)
+    logp = jnp.where(all_mask, logp.reshape(b, groups * e, steps), 0.0)
+    out = [logp[:, g * e:(g + 1) * e] for g in range(groups)]
+    return out[0] if single else out

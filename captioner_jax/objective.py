@@ -78,16 +78,30 @@ def matched_captions(batch: dict, assignment: jax.Array):
 
 
 def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: MatcherCosts,
-                   weights: dict[str, float], train: bool = True, assign=None):
+                   weights: dict[str, float], train: bool = True, assign=None,
+                   skip_padding: bool = True):
     """-> (total loss, dict of every loss term, model outputs).
+
+    `skip_padding`: see `decoding.caption_token_logprobs` (False: every query teacher-forced
+    over every caption position; the same losses).
 
     `assign`: optional per-layer assignments ([B, N] each) solved outside this function
     (from `query_matching_costs`); None matches here (`assignments`)."""
     fwd_rng, cap_rng = jax.random.split(rng)
     out = forward(model, params, batch, mode, train, fwd_rng)
-    num_layers, b, n = out["logits"].shape
+    num_layers = out["logits"].shape[0]
     if assign is None:
         assign = assignments(out, batch, mode, costs)
+    # Teacher forcing of what the loss reads only (PDVC captions the matched queries up to the
+    # batch's longest caption): padded steps and positions are skipped, not computed; the
+    # (shared) caption head runs every decoder layer's captions in one loop.
+    captions = [matched_captions(batch, assign[layer]) for layer in range(num_layers)]
+    tok_logp = decoding.caption_token_logprobs(
+        model, {"params": params}, out, [out["hs"][layer] for layer in range(num_layers)],
+        list(out["caption_refs"]), [tokens for tokens, _ in captions],
+        [mask[..., 1:] for _, mask in captions], train=train,
+        dropout_key=[jax.random.fold_in(cap_rng, layer) for layer in range(num_layers)],
+        skip_padding=skip_padding)
     terms = {}
     for layer in range(num_layers):
         suffix = "" if layer == num_layers - 1 else f"_{layer}"
@@ -95,14 +109,8 @@ def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: M
             out["logits"][layer], out["boxes"][layer], out["counts"][layer], assign[layer],
             batch["gt_boxes"], batch["gt_valid"], focal_alpha=costs.alpha,
             focal_gamma=costs.gamma)
-        tokens, mask = matched_captions(batch, assign[layer])
-        step_fn, carry = decoding.caption_decoder(
-            model, {"params": params}, out, out["hs"][layer], out["caption_refs"][layer],
-            train=train, dropout_key=jax.random.fold_in(cap_rng, layer))
-        tok_logp = decoding.teacher_forced(step_fn, carry, tokens.reshape(b * n, -1))
-        tok_logp = tok_logp.reshape(b, n, -1)
         layer_terms["loss_caption"] = losses.matched_caption_loss(
-            tok_logp, mask[..., 1:], assign[layer])
+            tok_logp[layer], captions[layer][1][..., 1:], assign[layer])
         terms.update({k + suffix: v for k, v in layer_terms.items()})
     total = losses.weighted_total(terms, weights)
     return total, terms, out

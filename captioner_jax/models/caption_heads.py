@@ -23,7 +23,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from captioner_jax.models.deformable_attention import DeformableSampler1D
+from captioner_jax.models.deformable_attention import (
+    DeformableSampler1D,
+    sampling_locations_from_reference,
+)
 from captioner_jax.models.init import torch_linear, torch_uniform
 
 Array = jax.Array
@@ -120,3 +123,141 @@ class CaptionCell(nn.Module):
         new_state = self.lstm(state, x)
         out = self.drop(new_state[0], deterministic=not train)
         return new_state, jax.nn.log_softmax(self.logit(out), axis=-1)
+
+
+# ------------------------------------------------------------------------------------------
+# Hoisted step (the fast path of every caption loop: teacher forcing, greedy, sampling).
+#
+# `CaptionCell.__call__` above is the definition (PDVC's per-step computation, used to create
+# the parameters and as the tests' reference). The functions below compute the same step
+# with everything that does not change from word to word moved out of the time loop:
+#   * the sampler's value projection and ctx2att: ctx2att is affine and the border-padded
+#     interpolation weights of the two neighbours sum to 1, so ctx2att(sample(values)) ==
+#     sample(ctx2att(values)); projecting the S memory positions once replaces projecting
+#     E x L x P samples at every step (PDVC: 160 rows x 512 x 512 per step at ActivityNet size);
+#   * the event feature's parts of the LSTM input and of the sampling offsets (constant over
+#     time), and, when the words are known (teacher forcing), the word part of the LSTM input
+#     for all steps in one matmul;
+#   * everything that reads h_{t-1} (h2att, sampling offsets, LSTM hidden gates) as one matmul.
+# Only the reduction order of these sums changes (float rounding noise); the word projection
+# (logit) is left to the caller, so teacher forcing can run it once over the real positions.
+# ------------------------------------------------------------------------------------------
+
+
+def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Array | None,
+                 event_feats: Array, event_refs: Array | None,
+                 level_lengths: Sequence[int]) -> dict:
+    """The per-call constants of the hoisted step.
+
+    Args:
+      cell: the (unbound) CaptionCell whose fields define the head.
+      p: its parameters (`params["caption_cell"]`).
+      memory [B, S, D], memory_padding [B, S] (True = padded); event_feats [B, E, D];
+      event_refs [B, E, L', 1|2] already scaled by the valid ratios (None for "light");
+      level_lengths: static (T_0, ..., T_{L'-1}).
+    Returns a dict of arrays (a pytree; shapes in the comments below). A caller that mixes
+    centre-only and (centre, length) references pads the former to 2 and adds
+    ctx["is_point"] [B, E] bool (True: the row's reference is its centre only).
+    """
+    r, w = cell.rnn_size, cell.word_dim
+    w_ih = p["lstm"]["ih"]["kernel"]  # [W + (D) + D, 4R]
+    ctx = {"w_word": w_ih[:w], "w_hh": p["lstm"]["hh"]["kernel"]}
+    if cell.kind != "lstm_dsa":
+        ctx["gates_event"] = event_feats @ w_ih[w:]  # [B, E, 4R]
+        return ctx
+    d, h, lv = cell.d_model, cell.num_heads, cell.num_levels
+    lengths = tuple(int(x) for x in level_lengths)[:lv]
+    sp = p["sampler"]
+    values = memory @ sp["value_proj"]["kernel"] + sp["value_proj"]["bias"]
+    if memory_padding is not None:
+        values = jnp.where(memory_padding[..., None], 0.0, values)
+    b, s, _ = values.shape
+    values = values.reshape(b, s, h, d // h)[:, : sum(lengths)]  # [B, S', H, Dh]
+    projected = values @ p["ctx2att"]["kernel"] + p["ctx2att"]["bias"]  # [B, S', H, A]
+    # One gather table per video and head: [B, H, S', Dh + A].
+    ctx["table"] = jnp.transpose(jnp.concatenate([values, projected], -1), (0, 2, 1, 3))
+    w_off = sp["sampling_offsets"]["kernel"]  # [R + D, H*L*P] (query = [h, event])
+    ctx["offsets_event"] = event_feats @ w_off[r:] + sp["sampling_offsets"]["bias"]
+    ctx["gates_event"] = event_feats @ w_ih[w + d:]  # [B, E, 4R]
+    ctx["w_att"] = w_ih[w:w + d]  # [D, 4R]
+    # Everything that reads h_{t-1}: [R, 4R + A + H*L*P] (LSTM gates | h2att | offsets).
+    ctx["w_h"] = jnp.concatenate([ctx.pop("w_hh"), p["h2att"]["kernel"], w_off[:r]], axis=1)
+    ctx["h2att_bias"] = p["h2att"]["bias"]
+    ctx["alpha_kernel"] = p["alpha_net"]["kernel"][:, 0]
+    ctx["alpha_bias"] = p["alpha_net"]["bias"][0]
+    ctx["refs"] = event_refs[:, :, :lv]
+    return ctx
+
+
+def _border_gather(table: Array, locations: Array, lengths: Sequence[int]) -> Array:
+    """table [B, H, S', C]; locations [B, E, H, L, P] -> [B, E, H, L, P, C] (PDVC caption
+    sampler: linear interpolation, border padding; the same arithmetic as `sample_levels`,
+    with all levels read by one gather per neighbour)."""
+    b, e, h, lv, p = locations.shape
+    starts, i0s, i1s, w0s, w1s = 0, [], [], [], []
+    for level, length in enumerate(lengths):
+        x = jnp.clip(locations[..., level, :] * length - 0.5, 0.0, length - 1.0)
+        x0 = jnp.floor(x)
+        frac = x - x0
+        i0 = x0.astype(jnp.int32)
+        i1 = i0 + 1
+        w0s.append(jnp.where(i0 < length, 1.0 - frac, 0.0))
+        w1s.append(jnp.where(i1 < length, frac, 0.0))
+        i0s.append(jnp.clip(i0, 0, length - 1) + starts)
+        i1s.append(jnp.clip(i1, 0, length - 1) + starts)
+        starts += length
+    c = table.shape[-1]
+
+    def gather(idx):  # [B, E, H, L, P] -> [B, E, H, L, P, C]
+        flat = jnp.transpose(idx, (0, 2, 1, 3, 4)).reshape(b, h, e * lv * p, 1)
+        got = jnp.take_along_axis(table, flat, axis=2).reshape(b, h, e, lv, p, c)
+        return jnp.transpose(got, (0, 2, 1, 3, 4, 5))
+
+    w0 = jnp.stack(w0s, axis=3)[..., None].astype(table.dtype)
+    w1 = jnp.stack(w1s, axis=3)[..., None].astype(table.dtype)
+    return gather(jnp.stack(i0s, axis=3)) * w0 + gather(jnp.stack(i1s, axis=3)) * w1
+
+
+def word_gates(ctx: dict, words: Array) -> Array:
+    """Embedded words [..., W] -> their part of the LSTM input gates [..., 4R]."""
+    return words @ ctx["w_word"]
+
+
+def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
+                 level_lengths: Sequence[int]):
+    """One step of the caption head without the word projection.
+
+    state (h, c) [B, E, R]; gates_word [B, E, 4R] (`word_gates` of the previous words).
+    Returns the new state (h, c); h is what PDVC feeds (after dropout) to the logit Linear.
+    """
+    h, c = state
+    r = cell.rnn_size
+    if cell.kind != "lstm_dsa":
+        gates = gates_word + ctx["gates_event"] + h @ ctx["w_hh"]
+    else:
+        heads, lv, p = cell.num_heads, cell.num_levels, cell.num_points
+        lengths = tuple(int(x) for x in level_lengths)[:lv]
+        b, e, _ = h.shape
+        from_h = h @ ctx["w_h"]
+        a = ctx["h2att_bias"].shape[0]
+        gates_h = from_h[..., : 4 * r]
+        att_h = from_h[..., 4 * r: 4 * r + a] + ctx["h2att_bias"]
+        offsets = (from_h[..., 4 * r + a:] + ctx["offsets_event"]).reshape(b, e, heads, lv, p)
+        if "is_point" in ctx:  # rows of centre-only and of (centre, length) references
+            point = sampling_locations_from_reference(ctx["refs"][..., :1], offsets, lengths, p)
+            box = sampling_locations_from_reference(ctx["refs"], offsets, lengths, p)
+            locations = jnp.where(ctx["is_point"][:, :, None, None, None], point, box)
+        else:
+            locations = sampling_locations_from_reference(ctx["refs"], offsets, lengths, p)
+        got = _border_gather(ctx["table"], locations, lengths)  # [B, E, H, L, P, Dh + A]
+        got = got.reshape(b, e, heads, lv * p, got.shape[-1])
+        dh = got.shape[-1] - a
+        sampled, projected = got[..., :dh], got[..., dh:]
+        scores = jnp.tanh(projected + att_h[:, :, None, None, :]) @ ctx["alpha_kernel"]
+        weights = jax.nn.softmax(scores + ctx["alpha_bias"], axis=-1)  # [B, E, H, K]
+        attended = jnp.einsum("behk,behkd->behd", weights, sampled).reshape(b, e, heads * dh)
+        gates = gates_word + ctx["gates_event"] + attended @ ctx["w_att"] + gates_h
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return h, c

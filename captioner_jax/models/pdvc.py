@@ -69,6 +69,15 @@ def scale_references(refs: Array, valid_ratios: Array) -> Array:
     return refs[:, :, None, :] * valid_ratios[:, None, :, None]
 
 
+def caption_cell_of(model: PDVC) -> CaptionCell:
+    """The (unbound) caption cell of `model`: its fields define the hoisted caption step
+    (`caption_heads.step_context` / `hoisted_step`) on `params["caption_cell"]`."""
+    return CaptionCell(
+        model.caption_head, model.vocab_size, model.hidden_dim, model.rnn_size, model.word_dim,
+        model.att_hid, model.cap_levels, model.cap_heads, model.cap_points, model.cap_dropout,
+    )
+
+
 class PDVC(nn.Module):
     vocab_size: int
     feature_dim: int | None = None  # informative only; inferred from the input
@@ -132,10 +141,7 @@ class PDVC(nn.Module):
         self.bbox_heads = [
             BoxMLP(d, -2.0 if i == 0 else 0.0) for i in range(self.dec_layers)
         ]
-        self.caption_cell = CaptionCell(
-            self.caption_head, self.vocab_size, d, self.rnn_size, self.word_dim, self.att_hid,
-            self.cap_levels, self.cap_heads, self.cap_points, self.cap_dropout,
-        )
+        self.caption_cell = caption_cell_of(self)
 
     # ----------------------------------------------------------------------------- encoder
     def encode(self, feats: Array, valid: Array, duration_s: Array, train: bool = False):
@@ -212,6 +218,11 @@ class PDVC(nn.Module):
 
     def caption_initial_state(self, batch_shape):
         return self.caption_cell.initial_state(batch_shape)
+
+    def caption_dropout(self, h: Array, train: bool = False) -> Array:
+        """The caption head's dropout on its LSTM output (the same module, so the same mask as
+        inside `caption_step` for the same `dropout` rng)."""
+        return self.caption_cell.drop(h, deterministic=not train)
 
     def caption_step(self, state, tokens, event_feats, event_refs, values, level_lengths_,
                      train: bool = False):
