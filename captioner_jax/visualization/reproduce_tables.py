@@ -35,17 +35,22 @@ def _scaled(summary: dict, factor: float) -> dict:
     return summarize([v * factor for v in summary["values"]])
 
 
-def table_markdown(title: str, rows: dict, columns) -> str:
-    """One markdown table: a row per entry of `rows`, a column per (metric, label)."""
+def table_markdown(title: str, rows: dict, columns, words: bool = False) -> str:
+    """One markdown table: a row per entry of `rows`, a column per (metric, label); with
+    `words`, the mean words per caption (over seeds) last."""
+    labels = [label for _, label in columns] + (["words/caption"] if words else [])
     lines = [f"**{title}**", "",
-             "| row | seeds | " + " | ".join(label for _, label in columns) + " |",
-             "|:--|--:|" + "--:|" * len(columns)]
+             "| row | seeds | " + " | ".join(labels) + " |",
+             "|:--|--:|" + "--:|" * len(labels)]
     for name, row in rows.items():
         cells = []
         for metric, _ in columns:
             stat = row["stats"].get(metric)
             cells.append("-" if stat is None else
                          format_cell(_scaled(stat, 100.0 if metric in PERCENT else 1.0)))
+        if words:
+            stat = row.get("words_per_caption")
+            cells.append("-" if stat is None else f"{stat['mean']:.1f}")
         lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -86,7 +91,7 @@ def results_markdown(results: dict) -> str:
                       + "; training uses train (+ enlarge), choices use select only.")
     for title, rows in results["tables"].items():
         columns = ENCODER_COLUMNS if title.startswith("Encoders") else CAPTION_COLUMNS
-        block = table_markdown(title, rows, columns)
+        block = table_markdown(title, rows, columns, words=not title.startswith("Encoders"))
         if title.startswith("Encoders"):
             block += "\n\n(percent, held-out validation clips at the last step)"
         if title.startswith("Table 2"):

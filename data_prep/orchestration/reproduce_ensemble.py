@@ -31,6 +31,7 @@ from data_prep.infra import distributed, paths
 from data_prep.infra.atomic_files import atomic_write_json, read_json
 from data_prep.orchestration import registry
 from data_prep.orchestration.config_files import apply_overrides, load_config_file
+from data_prep.orchestration.statistics import caption_statistics
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def run(config, workdir: str) -> dict:
         metrics = _numeric(evaluate_submission(result.submission, files,
                                                version=str(config.eval_version)))
         metrics["wins"] = {k: int(v) for k, v in result.wins.items()}
+        metrics["caption_stats"] = caption_statistics(result.submission)
         log.info("ensemble %s rep %d M=%d (%s proposals): METEOR %.3f CIDEr %.3f", split, rep,
                  m, config.proposals, metrics["METEOR"], metrics["CIDEr"])
         return metrics

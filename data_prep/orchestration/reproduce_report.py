@@ -20,7 +20,7 @@ from data_prep.infra import distributed, paths
 from data_prep.infra.atomic_files import atomic_write_json, atomic_write_text, read_json
 from data_prep.orchestration import registry
 from data_prep.orchestration.pipeline import done_marker, step_workdir
-from data_prep.orchestration.statistics import summarize
+from data_prep.orchestration.statistics import caption_statistics, summarize
 
 # Statistics are computed for these metrics when a row has them (captions; encoders).
 STAT_METRICS = ("METEOR", "Bleu_4", "CIDEr", "ROUGE_L",
@@ -79,12 +79,22 @@ def collect(config, root: str, results: dict) -> dict:
         value = _dig(result, entry.get("key", ""))
         per_seed = value if entry.get("per_seed") else {entry["seed"]: value}
         row = tables.setdefault(entry["table"], {}).setdefault(
-            entry["row"], {"seeds": {}, "sources": {}})
+            entry["row"], {"seeds": {}, "sources": {}, "caption_stats": {}})
         for seed, metrics in per_seed.items():
+            source = _source(root, step)
             row["seeds"][str(seed)] = _numeric(metrics)
-            row["sources"][str(seed)] = _source(root, step)
+            row["sources"][str(seed)] = source
+            # Caption length / diversity (not evaluator metrics: kept apart from "seeds").
+            if "caption_stats" in metrics:
+                row["caption_stats"][str(seed)] = metrics["caption_stats"]
+            elif source["file"].endswith("_metrics.json"):
+                submission = source["file"][:-len("_metrics.json")] + ".json"
+                if paths.is_file(submission):
+                    row["caption_stats"][str(seed)] = caption_statistics(read_json(submission))
     for rows in tables.values():
         for row in rows.values():
+            words = [c["words_per_caption"] for c in row["caption_stats"].values()]
+            row["words_per_caption"] = summarize(words) if words else None
             row["stats"] = {
                 metric: summarize([m[metric] for m in row["seeds"].values()])
                 for metric in STAT_METRICS

@@ -43,3 +43,16 @@ def format_cell(summary: dict, digits: int = 2) -> str:
         return mean
     low, high = summary["ci95"]
     return f"{mean} ± {summary['std']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def caption_statistics(submission: dict) -> dict:
+    """Length and diversity of a submission's captions (to explain metric changes, e.g.
+    SCST's): {"words_per_caption": mean words, "distinct_captions": % distinct sentences,
+    "captions": count}."""
+    sentences = [str(p["sentence"]).strip().lower()
+                 for preds in submission["results"].values() for p in preds]
+    if not sentences:
+        return {"words_per_caption": 0.0, "distinct_captions": 0.0, "captions": 0}
+    return {"words_per_caption": sum(len(s.split()) for s in sentences) / len(sentences),
+            "distinct_captions": 100.0 * len(set(sentences)) / len(sentences),
+            "captions": len(sentences)}
