@@ -95,7 +95,8 @@ def results_markdown(results: dict) -> str:
         if title.startswith("Encoders"):
             block += "\n\n(percent, held-out validation clips at the last step)"
         if title.startswith("Table 2"):
-            lines = ["", "Per-step change of METEOR, paired over seeds (mean ± std [95%]):", ""]
+            lines = ["", "", "Per-step change of METEOR, paired over seeds (mean ± std [95%]):",
+                     ""]
             for name, summary in paired_steps(rows):
                 cell = "-" if summary is None else format_cell(summary)
                 lines.append(f"- {name}: {cell} ({verdict(summary)})")

@@ -100,8 +100,11 @@ def collect(config, root: str, results: dict) -> dict:
                 for metric in STAT_METRICS
                 if row["seeds"] and all(metric in m for m in row["seeds"].values())}
     splits_file = paths.join(root, "splits", "splits.json")
-    splits = ({k: len(v) for k, v in read_json(splits_file).items() if isinstance(v, list)}
-              if paths.is_file(splits_file) else {})
+    splits = {}
+    if paths.is_file(splits_file):
+        recorded = read_json(splits_file)
+        splits = {"train": int(recorded["train_videos"]),
+                  **{part: len(recorded[part]) for part in ("enlarge", "select", "scored")}}
     seeds = max((len(row["seeds"]) for rows in tables.values() for row in rows.values()),
                 default=0)
     m = max((len(w) for sel in selection.values() for w in sel["windows"]), default=0)
@@ -115,10 +118,9 @@ def reproduce_report(config, root: str, results: dict) -> dict:
     """Writes (process 0) results.json, results.md and the plots; prints the markdown."""
     report = collect(config, root, results)
     if distributed.is_main_process():
+        report["plots"] = registry.resolve_helper("reproduce_plots")(report, root)
         atomic_write_json(paths.join(root, "results.json"), report)
         markdown = registry.resolve_helper("reproduce_markdown")(report)
         atomic_write_text(paths.join(root, "results.md"), markdown)
-        report["plots"] = registry.resolve_helper("reproduce_plots")(report, root)
-        atomic_write_json(paths.join(root, "results.json"), report)
         print(markdown, flush=True)
     return report
