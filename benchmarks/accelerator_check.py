@@ -37,6 +37,7 @@ runs in seconds on a CPU (tests/test_accelerator_check.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -98,9 +99,6 @@ class Sizes:
     crop: int = 112
     pipeline_seconds: float = 8.0
     pipeline_batch: int = 8
-    # correctness (always small)
-    check_clip: tuple[int, int, int] = (4, 32, 32)
-    check_batch: int = 2
 
 
 FULL = Sizes()
@@ -500,43 +498,58 @@ def input_pipeline_part(sizes: Sizes, workdir: str) -> dict:
             "clips_per_core_s": n / max(cpu, 1e-9), "host_cores": os.cpu_count()}
 
 
-def correctness_part(sizes: Sizes, accel, rtol: float, atol: float) -> dict:
-    """The small-variant f32 train step on the CPU and on `accel`; compared leaf by leaf."""
+def correctness_part(accel, rtol: float, atol: float, sizes: Sizes = TINY) -> dict:
+    """One f32 train step of the `sizes` (tiny) model on the CPU and on `accel`, the same
+    initial state and batch; loss, metrics, updated parameters and BN statistics compared
+    leaf by leaf. On a CPU-only machine `accel` may be the CPU itself (--cpu-self-check:
+    exercises this code; it proves nothing about an accelerator)."""
+    from data_prep.infra import mesh as mesh_lib
     from sa_tsp_jax import optim, train
     from sa_tsp_jax.losses.pretrain_loss import PretrainLossConfig
     from sa_tsp_jax.models.heads import SATSPModel
     from sa_tsp_jax.models.r2plus1d import make_backbone
 
     cpu = jax.devices("cpu")[0]
-    model = SATSPModel(make_backbone("small", dtype=jnp.float32), num_actions=6,
-                       num_concepts=16, use_gvf=True)
+    # The very program `encoder_parts` compiles for --tiny --dtype float32 (so a CPU run
+    # finds it in the compilation cache).
+    model = SATSPModel(make_backbone(sizes.variant, dtype=jnp.float32),
+                       num_actions=sizes.num_actions, num_concepts=sizes.num_concepts,
+                       use_gvf=True)
     tx = optim.make_optimizer(optim.OptimConfig(warmup_epochs=0.0), steps_per_epoch=100)
     feat = model.backbone.feature_dim
-    clip_shape = (*sizes.check_clip, 3)
-    b = sizes.check_batch
+    clip_shape = (*sizes.clip, 3)
+    b = sizes.train_batches[0]
     rng = np.random.default_rng(1)
     batch = {"clips": rng.normal(size=(b, *clip_shape)).astype(np.float32),
-             "action_label": np.array([1, -1] * (b // 2) + [2] * (b % 2), np.int32),
+             "action_label": rng.integers(-1, sizes.num_actions, b).astype(np.int32),
              "region_label": rng.integers(0, 2, b).astype(np.int32),
-             "concepts": (rng.random((b, 16)) < 0.2).astype(np.float32),
+             "concepts": (rng.random((b, sizes.num_concepts)) < 0.2).astype(np.float32),
              "valid": np.ones(b, bool), "gvf": rng.normal(size=(b, feat)).astype(np.float32)}
-    with jax.default_device(cpu):
-        state = jax.device_get(jax.jit(train.init_state_fn(model, tx, clip_shape, feat))(
-            jax.random.key(0, impl="rbg")))
-    step = train.make_train_step(model, tx, PretrainLossConfig())
+    init = train.init_state_fn(model, tx, clip_shape, feat)
+    # One initial state, made on the CPU (the RBG generator is not the same on every backend).
+    cpu_mesh = mesh_lib.make_mesh(devices=[cpu])
+    state, abstract, _ = train.init_state(init, jax.random.key(0, impl="rbg"), cpu_mesh)
+    host_state = jax.device_get(state)
     out = {}
-    # "highest": f32 matmuls / convolutions without TF32 or bf16 passes on the accelerator,
-    # so that the comparison tests the program, not the precision default.
-    with jax.default_matmul_precision("highest"):
-        for name, dev in (("cpu", cpu), ("accelerator", accel)):
-            s, x = jax.device_put((state, batch), dev)
-            new_state, metrics = jax.jit(step)(s, x)
+    for name, dev in (("cpu", cpu), ("accelerator", accel)):
+        mesh = mesh_lib.make_mesh(devices=[dev])
+        shardings = mesh_lib.param_shardings(abstract, mesh)
+        # "highest" on the accelerator: f32 matmuls / convolutions without TF32 or bf16
+        # passes, so that the comparison tests the program, not the precision default (XLA
+        # CPU computes f32 in full either way).
+        precision = (contextlib.nullcontext() if dev.platform == "cpu"
+                     else jax.default_matmul_precision("highest"))
+        with precision:
+            step, _ = train.jit_steps(model, tx, PretrainLossConfig(), mesh, shardings)
+            new_state, metrics = step(jax.device_put(host_state, shardings),
+                                      mesh_lib.global_batch(batch,
+                                                            mesh_lib.batch_sharding(mesh)))
             out[name] = jax.device_get({"params": new_state["params"],
                                         "batch_stats": new_state["batch_stats"],
                                         "metrics": metrics})
     cmp = compare_trees(out["accelerator"], out["cpu"], rtol, atol)
     return {"status": "ok" if cmp["ok"] else "MISMATCH", "device": accel.device_kind,
-            "rtol": rtol, "atol": atol,
+            "platform": accel.platform, "rtol": rtol, "atol": atol,
             "loss_cpu": float(out["cpu"]["metrics"]["loss"]),
             "loss_accelerator": float(out["accelerator"]["metrics"]["loss"]), **cmp}
 
@@ -581,6 +594,9 @@ def main(argv=None) -> int:
                    help="encoder compute dtype (parameters are float32 either way)")
     p.add_argument("--budget-s", type=float, default=540.0,
                    help="wall-clock budget; parts that would start after it are skipped")
+    p.add_argument("--cpu-self-check", action="store_true",
+                   help="without an accelerator, run the correctness part CPU against CPU "
+                   "(exercises its code; tests use it)")
     p.add_argument("--rtol", type=float, default=2e-3)
     p.add_argument("--atol", type=float, default=2e-5)
     p.add_argument("--workdir", default="", help="synthetic data for the input pipeline "
@@ -698,18 +714,28 @@ def main(argv=None) -> int:
 
     if "correctness" in skip:
         result["skipped"]["correctness"] = "skipped: --skip"
-    elif not accelerator:
-        msg = f"{SKIP_NO_ACCELERATOR}: the CPU-vs-accelerator train-step comparison needs one"
-        result["correctness"] = {"status": msg}
-        result["skipped"]["correctness"] = msg
-        print(f"[correctness] {msg}")
     else:
-        cr = run_part("correctness", result, budget, 20,
-                      lambda: correctness_part(sizes, dev, args.rtol, args.atol))
-        if cr:
-            print(f"[correctness] {cr['status']}: loss cpu {cr['loss_cpu']:.6f} vs "
-                  f"{cr['loss_accelerator']:.6f}; max |diff| {cr['max_abs_diff']:.2e}, worst "
-                  f"{cr['worst_leaf']} at {cr['worst_ratio']:.2f} x tolerance")
+        target = dev
+        if not accelerator:
+            msg = (f"{SKIP_NO_ACCELERATOR}: the CPU-vs-accelerator train-step comparison "
+                   "needs one")
+            result["skipped"]["correctness"] = msg
+            print(f"[correctness] {msg}")
+            target = dev if args.cpu_self_check else None
+            if target is None:
+                result["correctness"] = {"status": msg}
+            else:
+                print("[correctness] --cpu-self-check: CPU against CPU instead (exercises the "
+                      "code only)")
+        if target is not None:
+            cr = run_part("correctness", result, budget, 20,
+                          lambda: correctness_part(target, args.rtol, args.atol))
+            if cr:
+                cr["self_check"] = not accelerator
+                print(f"[correctness] {cr['status']} ({cr['platform']} vs cpu): loss "
+                      f"{cr['loss_accelerator']:.6f} vs {cr['loss_cpu']:.6f}; max |diff| "
+                      f"{cr['max_abs_diff']:.2e}, worst {cr['worst_leaf']} at "
+                      f"{cr['worst_ratio']:.2f} x tolerance, {cr['leaves']} leaves")
 
     result["total_s"] = args.budget_s - budget.left()
     atomic_write_json(args.json, result)
