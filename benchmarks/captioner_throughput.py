@@ -4,9 +4,11 @@ batch 1 and batch 8, on random TSP-sized (512-d) features with 4 events per vide
 
     python benchmarks/captioner_throughput.py [--batches 1,8] [--steps 100] [--mode queries]
 
-Prints one line per (batch, phase) with the compile time and the steady-state rate (the
-first call is excluded). Training includes the host Hungarian matching (pure_callback) on
-every decoder layer; inference includes greedy decoding of 30 tokens for all queries.
+Prints one line per (batch, phase) with the first call (compile, or a persistent-cache load)
+and the steady-state rate (the first call excluded). Training runs captioner_train's
+programs (`benchmarks/captioner_vs_pdvc.project_train`: matching costs, the host Hungarian
+solver on every decoder layer, the update); inference greedy-decodes 30 tokens for all
+queries. Side by side with PDVC in PyTorch: benchmarks/captioner_vs_pdvc.py.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.captioner_vs_pdvc import project_train  # noqa: E402
 from captioner_jax import build  # noqa: E402
 from captioner_jax.inference import make_predict_fn  # noqa: E402
-from captioner_jax.objective import MatcherCosts, compute_losses  # noqa: E402
 from configs.captioner import base  # noqa: E402
 from data_prep.infra.jax_setup import enable_compilation_cache  # noqa: E402
 
@@ -56,7 +58,6 @@ def main():
     enable_compilation_cache()
     cfg = base.get_config()
     model = build.build_model(cfg.model, 5748)
-    tx, _ = build.build_optimizer(cfg.optim, 1000, 30)
     rng = np.random.default_rng(0)
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, mode {args.mode}")
     for b in [int(x) for x in args.batches.split(",")]:
@@ -67,26 +68,13 @@ def main():
         if b == int(args.batches.split(",")[0]):
             n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
             print(f"parameters: {n:,}")
-        opt_state = tx.init(params)
-
-        @jax.jit
-        def step(params, opt_state, batch):
-            def loss_fn(p):
-                return compute_losses(model, p, batch, jax.random.PRNGKey(1), mode=args.mode,
-                                      costs=MatcherCosts(), weights=dict(cfg.loss_weights))[0]
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return jax.tree.map(jnp.add, params, updates), opt_state, loss
-
+        step = project_train(model, params, b, mode=args.mode)
         t0 = time.perf_counter()
-        params, opt_state, loss = step(params, opt_state, batch)
-        loss.block_until_ready()
+        loss = step(batch)
         compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(args.steps):
-            params, opt_state, loss = step(params, opt_state, batch)
-        loss.block_until_ready()
+            loss = step(batch)
         rate = args.steps / (time.perf_counter() - t0)
         print(f"train   batch {b}: first call {compile_s:6.1f} s | {rate:7.2f} steps/s | "
               f"{rate * b:7.2f} videos/s | loss {float(loss):.3f}")
