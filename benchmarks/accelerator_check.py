@@ -212,19 +212,23 @@ class Budget:
         return self.end - time.perf_counter()
 
 
-def fit_batch(candidates, compile_fn, run_fn, limit, probe: bool) -> tuple[int, dict, list]:
+def fit_batch(candidates, compile_fn, run_fn, limit, probe: bool,
+              fixed_bytes: float | None = None) -> tuple[int, dict, list]:
     """The largest per-device batch of `candidates` whose program fits, and its result.
 
     compile_fn(b) -> compiled program; run_fn(b, compiled) -> result dict. With a known
-    device memory `limit` and `probe`, one compile at the smallest candidate gives the memory
-    of a clip (linear in the batch above the batch-free part) and candidates estimated above
-    85% of the limit are not compiled at all. An out-of-memory error (compile or run) moves to
-    the next smaller candidate. Returns (batch, result, [notes on the batches passed over]).
+    device memory `limit` (bytes) and `probe`, one compile at a probe batch (the smallest
+    candidate >= 8, else the smallest) gives the bytes per clip above the batch-free part
+    (`fixed_bytes`: parameters, optimizer state, gradients; half the probe's bytes when not
+    given, which overestimates a clip) and candidates estimated above 85% of the limit are not
+    compiled. Every compiled candidate is checked against the limit by its own memory
+    analysis, and an out-of-memory error (compile or run) moves to the next smaller one.
+    Returns (batch, result, [notes on the batches passed over]).
     """
     candidates = sorted(set(candidates), reverse=True)
     notes = []
     if limit and probe and len(candidates) > 1:
-        b0 = candidates[-1]
+        b0 = min([b for b in candidates if b >= 8], default=candidates[-1])
         try:
             need0 = memory_need(compile_fn(b0))
         except Exception as e:  # noqa: BLE001
@@ -232,16 +236,14 @@ def fit_batch(candidates, compile_fn, run_fn, limit, probe: bool) -> tuple[int, 
                 raise
             need0 = None
         if need0:
-            # Conservative split: up to half of the probe's bytes may be batch-free (params,
-            # optimizer state); the rest scales with the batch.
-            fixed = need0 / 2
+            fixed = fixed_bytes if fixed_bytes is not None and fixed_bytes < need0 else need0 / 2
             per_clip = (need0 - fixed) / b0
             keep = [b for b in candidates if fixed + per_clip * b <= 0.85 * limit]
             for b in candidates:
-                if b not in keep and b != b0:
+                if b not in keep:
                     notes.append(f"batch {b}: estimated {(fixed + per_clip * b) / 2**30:.1f} "
                                  f"GiB > 85% of {limit / 2**30:.1f} GiB, not tried")
-            candidates = keep or [b0]
+            candidates = keep or [candidates[-1]]
     for b in candidates:
         try:
             compiled = compile_fn(b)
@@ -299,14 +301,22 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
     bs = mesh_lib.batch_sharding(mesh)
     rng = np.random.default_rng(0)
 
-    def batch_of(b):
-        return mesh_lib.global_batch({
-            "clips": rng.normal(size=(b, *clip_shape)).astype(np.float32),
+    def host_batch(b):
+        return {
+            "clips": rng.standard_normal((b, *clip_shape), np.float32),
             "action_label": rng.integers(-1, sizes.num_actions, b).astype(np.int32),
             "region_label": rng.integers(0, 2, b).astype(np.int32),
             "concepts": (rng.random((b, sizes.num_concepts)) < 0.05).astype(np.float32),
             "valid": np.ones(b, bool),
-            "gvf": rng.normal(size=(b, feat)).astype(np.float32)}, bs)
+            "gvf": rng.standard_normal((b, feat), np.float32)}
+
+    def batch_of(b):
+        return mesh_lib.global_batch(host_batch(b), bs)
+
+    def abstract_batch(b):
+        """Shapes only: compiling a candidate batch allocates nothing on the device."""
+        return {k: jax.ShapeDtypeStruct((b, *v.shape[1:]), v.dtype, sharding=bs)
+                for k, v in host_batch(1).items()}
 
     state, _, shardings = train.init_state(init, jax.random.key(0, impl="rbg"), mesh)
     step, _ = train.jit_steps(model, tx, PretrainLossConfig(), mesh, shardings)
@@ -315,7 +325,7 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
 
     def compile_train(b):
         t = time.perf_counter()
-        c = step.lower(holder["state"], batch_of(b * n_dev)).compile()
+        c = step.lower(holder["state"], abstract_batch(b * n_dev)).compile()
         compile_s[b] = time.perf_counter() - t
         return c
 
@@ -332,7 +342,12 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
         return {"seconds_per_step": s, "flops_per_device": flops_of(compiled),
                 "loss_finite": math.isfinite(loss)}
 
-    b, r, notes = fit_batch(sizes.train_batches, compile_train, run_train, limit, probe=True)
+    # Batch-free bytes per device: the state (parameters, BN statistics, momentum) and about
+    # as much again for the gradients and updates.
+    state_bytes = sum(x.addressable_shards[0].data.nbytes
+                      for x in jax.tree.leaves(holder["state"]))
+    b, r, notes = fit_batch(sizes.train_batches, compile_train, run_train, limit, probe=True,
+                            fixed_bytes=2 * state_bytes)
     g = b * n_dev
     train_out = {"variant": sizes.variant, "clip": list(clip_shape),
                  "compute_dtype": jnp.dtype(dtype).name, "param_dtype": "float32",
@@ -351,11 +366,12 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
     ecompile_s = {}
 
     def clips_of(b):
-        return batch_of(b * n_dev)["clips"]
+        return mesh_lib.global_batch(
+            {"clips": rng.standard_normal((b * n_dev, *clip_shape), np.float32)}, bs)["clips"]
 
     def compile_extract(b):
         t = time.perf_counter()
-        c = fwd.lower(variables, clips_of(b)).compile()
+        c = fwd.lower(variables, abstract_batch(b * n_dev)["clips"]).compile()
         ecompile_s[b] = time.perf_counter() - t
         return c
 

@@ -91,7 +91,7 @@ def test_fit_batch_descends_past_out_of_memory():
 
 
 def test_fit_batch_memory_probe_skips_batches_that_cannot_fit():
-    # 1 GiB fixed + 1 GiB per clip; probe at batch 1 needs 2 GiB; limit 10 GiB.
+    # 1 GiB batch-free + 1 GiB per clip; limit 10 GiB; the probe compiles batch 8 (9 GiB).
     gib = 2 ** 30
     compiled = []
 
@@ -100,10 +100,15 @@ def test_fit_batch_memory_probe_skips_batches_that_cannot_fit():
         return _FakeCompiled((1 + b) * gib)
 
     b, _, notes = ac.fit_batch((1, 2, 4, 8, 16), compile_fn, lambda b, c: {},
-                               limit=10 * gib, probe=True)
-    # Estimate: 1 GiB + 1 GiB x b <= 8.5 GiB keeps 1, 2, 4; batch 8 and 16 are not compiled.
-    assert b == 4 and compiled == [1, 4]
+                               limit=10 * gib, probe=True, fixed_bytes=gib)
+    # Estimate 1 GiB + 1 GiB x b <= 8.5 GiB keeps 1, 2, 4: batch 16 is never compiled.
+    assert b == 4 and compiled == [8, 4]
     assert sum("not tried" in n for n in notes) == 2
+    # A compiled candidate over the limit by its own memory analysis is not run.
+    ran = []
+    b, _, notes = ac.fit_batch((4, 16), compile_fn, lambda b, c: ran.append(b) or {},
+                               limit=10 * gib, probe=False)
+    assert b == 4 and ran == [4] and "needs 17.0 GiB" in notes[0]
 
 
 # ----------------------------------------------------------------------------- the .py
