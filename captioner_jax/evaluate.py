@@ -3,7 +3,8 @@
     python -m captioner_jax.evaluate --submission PRED.json \
         --references val_1.json val_2.json [--version 2018|latest] [--tious 0.3 0.5 0.7 0.9] \
         [--max-proposals 1000] [--soda] [--para PARA_REF ...] [--json OUT] \
-        [--official-inputs] [--lenient] [--hash-seed N]
+        [--official-inputs] [--lenient] [--hash-seed N | --video-order IDS.json] \
+        [--cache-dir DIR | --no-cache]
 
 Prints one table (per tIoU threshold and the average, x100 as the official script prints,
 the evaluator version in its header); `--json` also writes every number (atomically; an
@@ -19,6 +20,7 @@ import sys
 
 from captioner_jax.evaluation import SubmissionError, evaluate_submission
 from captioner_jax.evaluation.report import check_writable, format_table, write_json_atomic
+from data_prep.infra.atomic_files import read_json
 
 VERSION_HELP = (
     "which official script to equal. '2018' (default): densevid_eval deba7d7 = PDVC's "
@@ -58,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="visit videos in the order of an official run with this "
                         "PYTHONHASHSEED (the tokenizer looks ahead across videos); default: "
                         "sorted video ids")
+    p.add_argument("--video-order", default=None,
+                   help="JSON list of every reference video id: visit the videos in this "
+                        "order (e.g. the order a Python 2 run of the official evaluate.py "
+                        "visits them in) instead of --hash-seed's")
+    p.add_argument("--cache-dir", default=None,
+                   help="where the PTB tokens of reference lines are remembered across "
+                        "evaluations (same numbers, less tokenizer work); default "
+                        "$XDG_CACHE_HOME/sa_tsp_dvc or ~/.cache/sa_tsp_dvc")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the reference-token cache")
     return p
 
 
@@ -71,13 +83,25 @@ def main(argv=None) -> int:
         except (OSError, ImportError) as e:  # ImportError: gs:// without its package
             print(f"error: --json: {e}", file=sys.stderr)
             return 1
+    video_order = None
+    if args.video_order:
+        try:
+            video_order = read_json(args.video_order)
+        except (OSError, ValueError) as e:
+            print(f"error: --video-order: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(video_order, list) or not all(isinstance(v, str) for v in video_order):
+            print(f"error: --video-order {args.video_order}: not a JSON list of video ids",
+                  file=sys.stderr)
+            return 2
     try:
         result = evaluate_submission(
             args.submission, args.references, version=version, tious=tuple(args.tious),
             max_proposals=args.max_proposals, soda=args.soda, para_references=args.para,
             lenient=args.lenient, official_inputs=args.official_inputs,
-            hash_seed=args.hash_seed)
-    except SubmissionError as e:
+            hash_seed=args.hash_seed, video_order=video_order,
+            reference_cache=not args.no_cache, cache_dir=args.cache_dir)
+    except (SubmissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(result))

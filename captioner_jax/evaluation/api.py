@@ -18,6 +18,7 @@ from captioner_jax.evaluation.submission import (
     note_scored_inputs,
     report_unknown_videos,
 )
+from captioner_jax.evaluation.token_cache import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def evaluate_submission(
     lenient: bool = False,
     official_inputs: bool = False,
     hash_seed: int | None = None,
+    video_order=None,
+    reference_cache: bool = True,
+    cache_dir: str | None = None,
 ) -> dict:
     """Official ActivityNet dense-captioning metrics of a submission.
 
@@ -50,6 +54,11 @@ def evaluate_submission(
       rejecting it. Paths may be local or `gs://` (path layer).
     hash_seed: visit videos in the order of an official run with PYTHONHASHSEED=hash_seed
       (it changes the tokenizer's look-ahead at video boundaries); None: sorted ids.
+    video_order: the video ids in the order to visit them (every reference video once; e.g.
+      a Python 2 official run's order), instead of `hash_seed`'s.
+    reference_cache: remember the PTB tokens of reference lines across evaluations in
+      `cache_dir` (default `$XDG_CACHE_HOME/sa_tsp_dvc`; see `token_cache`): the same
+      numbers, less tokenizer work when the references repeat.
 
     Returns (all scores x100, as the official script prints them): "Bleu_1".."Bleu_4",
     "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision" averaged over `tious`; "per_tiou"
@@ -75,7 +84,9 @@ def evaluate_submission(
             f"the caption metrics only)")
     meteor = get_meteor() if any(v.sentences for v in sub.videos.values()) else None
     out = score_captions(sub, files, version=version, tious=tious,
-                         max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed)
+                         max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed,
+                         video_order=video_order,
+                         cache_dir=(cache_dir or default_cache_dir()) if reference_cache else None)
     out["version"] = version
     out["input_mode"] = ("official_inputs" if official_inputs else "strict") + (
         "+lenient" if lenient else "")

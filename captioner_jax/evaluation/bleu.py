@@ -58,7 +58,10 @@ def bleu_pair_stats(
     h_keys = h_pair * k + table.ngram_ids[h_entry]
     ia, ib = match_entries(h_keys, r_keys)
     clipped = np.minimum(table.counts[h_entry[ia]], r_counts[ib])
-    np.add.at(stats, (h_pair[ia], 2 + MAX_N + table.orders[h_entry[ia]]), clipped)
+    # bincount adds in input order into zeros, as np.add.at would (same sums), faster.
+    stats[:, 2 + MAX_N:] = np.bincount(
+        h_pair[ia] * MAX_N + table.orders[h_entry[ia]], weights=clipped,
+        minlength=num_pairs * MAX_N)[:num_pairs * MAX_N].reshape(num_pairs, MAX_N)
     return stats
 
 
@@ -78,6 +81,8 @@ def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
 
 def grouped_bleu(stats: np.ndarray, group: np.ndarray, num_groups: int) -> np.ndarray:
     """BLEU-1..4 [num_groups, 4] of each group's pairs (stats [P, 10], group [P])."""
-    sums = np.zeros((num_groups, stats.shape[1]), np.float64)
-    np.add.at(sums, np.asarray(group, np.int64), stats)
+    group = np.asarray(group, np.int64)
+    sums = np.stack([np.bincount(group, weights=col, minlength=num_groups)[:num_groups]
+                     for col in np.asarray(stats, np.float64).T], axis=1) if len(stats) else \
+        np.zeros((num_groups, stats.shape[1]), np.float64)
     return bleu_from_stats(sums)

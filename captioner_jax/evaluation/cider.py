@@ -25,6 +25,12 @@ from captioner_jax.evaluation.ngrams import MAX_N, NgramTable, match_entries, pa
 SIGMA = 6.0
 
 
+def _scatter_add(flat_index: np.ndarray, values: np.ndarray, shape: tuple) -> np.ndarray:
+    """zeros(shape) with values[i] added at flat_index[i], in order (== np.add.at)."""
+    size = int(np.prod(shape))
+    return np.bincount(flat_index, weights=values, minlength=size)[:size].reshape(shape)
+
+
 def _cider_core(
     table: NgramTable,
     hyp: np.ndarray,
@@ -52,10 +58,9 @@ def _cider_core(
     )
     o_h = table.orders[h_entry]
     o_r = table.orders[r_entry]
-    norm_h = np.zeros((num_items, MAX_N))
-    np.add.at(norm_h, (h_pair, o_h), w_h**2)
-    norm_r = np.zeros((num_refs, MAX_N))
-    np.add.at(norm_r, (r_pair, o_r), w_r**2)
+    # bincount adds in input order, as np.add.at does (same sums to the bit), much faster.
+    norm_h = _scatter_add(h_pair * MAX_N + o_h, w_h**2, (num_items, MAX_N))
+    norm_r = _scatter_add(r_pair * MAX_N + o_r, w_r**2, (num_refs, MAX_N))
     norm_h, norm_r = np.sqrt(norm_h), np.sqrt(norm_r)
     # Join hypothesis entries with each of its references' entries on (reference, n-gram).
     # Items have few references, so expand hypothesis entries per reference.
@@ -79,8 +84,8 @@ def _cider_core(
     r_keys = r_pair * k + table.ngram_ids[r_entry]
     ia, ib = match_entries(h_keys, r_keys)
     wh, wr = w_h[hk_idx[ia]], w_r[ib]
-    dot = np.zeros((num_refs, MAX_N))
-    np.add.at(dot, (r_pair[ib], o_r[ib]), np.minimum(wh, wr) * wr)
+    dot = _scatter_add(r_pair[ib] * MAX_N + o_r[ib], np.minimum(wh, wr) * wr,
+                       (num_refs, MAX_N))
     denom = norm_h[ref_item] * norm_r
     with np.errstate(invalid="ignore", divide="ignore"):
         val = np.where(denom != 0, dot / np.where(denom != 0, denom, 1.0), dot)

@@ -39,11 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from captioner_jax.evaluation import token_cache
 from captioner_jax.evaluation.bleu import bleu_pair_stats, grouped_bleu
 from captioner_jax.evaluation.cider import grouped_cider
 from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
 from captioner_jax.evaluation.ngrams import NgramTable
-from captioner_jax.evaluation.rouge import rouge_l_scores
+from captioner_jax.evaluation.rouge import rouge_l_text_pairs
 from captioner_jax.evaluation.submission import ReferenceVideo, Submission, SubmissionError
 from captioner_jax.evaluation.text import ptb_tokenize_documents, remove_nonascii
 from captioner_jax.evaluation.tiou import caption_pairs, densevid_tiou_matrix, precision_recall
@@ -176,6 +177,7 @@ def _collect(
 
 def _tokenize_like_official(
     pairs: _Pairs, texts: list[str], num_v: int, num_t: int,
+    cache: tuple[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Tokens of every pair instance's hypothesis and reference, [I] each.
 
@@ -183,12 +185,22 @@ def _tokenize_like_official(
     document and their references as another, one line per pair in pair order; `_collect`
     appends instances video by video, so the instances of threshold t in array order are
     exactly that order (videos in `official_video_order`).
+    cache: (cache_dir, references digest): reference-line contexts remembered by earlier
+    evaluations are not tokenized again, new ones are remembered (`token_cache`).
     """
     thr_of = pairs.group // max(num_v, 1)
     per_thr = [np.flatnonzero(thr_of == t) for t in range(num_t)]
     docs = [[texts[s] for s in pairs.hyp[idx].tolist()] for idx in per_thr]
     docs += [[texts[s] for s in pairs.ref[idx].tolist()] for idx in per_thr]
-    tokens = ptb_tokenize_documents(docs)
+    if cache is None:
+        tokens = ptb_tokenize_documents(docs)
+    else:
+        known = token_cache.load(*cache)
+        tokens, contexts = ptb_tokenize_documents(
+            docs, known=known, collect=range(num_t, 2 * num_t))
+        log.info("reference-token cache: %d of %d reference contexts remembered",
+                 sum(1 for k in contexts if k in known), len(contexts))
+        token_cache.store(*cache, known, contexts)
     hyp_tokens: list[str] = [""] * len(pairs.group)
     ref_tokens: list[str] = [""] * len(pairs.group)
     for t, idx in enumerate(per_thr):
@@ -219,15 +231,30 @@ def score_captions(
     sub: Submission, files: Sequence[dict[str, ReferenceVideo]], *, version: str = "2018",
     tious: Sequence[float] = DEFAULT_TIOUS, max_proposals: int = 1000,
     meteor: MeteorProcess | None = None, hash_seed: int | None = None,
+    video_order: Sequence[str] | None = None, cache_dir: str | None = None,
 ) -> dict:
     """Official caption metrics and precision/recall, per threshold and averaged (x100).
 
     hash_seed: visit the videos in the order of an official run with this PYTHONHASHSEED
     (`official_video_order`); None: sorted ids.
+    video_order: visit the videos in exactly this order instead (every reference video once,
+      e.g. the order a Python 2 run of densevid_eval's `evaluate.py` visits them in).
+    cache_dir: remember the tokens of reference lines there across evaluations
+      (`token_cache`; same numbers); None: no cache.
     Returns {"per_tiou": {t: {metric: value}}, metric: mean over thresholds, ...,
     "num_videos": V, "num_predicted_videos": ...}.
     """
-    gt_vids = official_video_order([list(f) for f in files], hash_seed)
+    if video_order is not None:
+        gt_vids = list(video_order)
+        expected = set().union(*[f.keys() for f in files])
+        if len(gt_vids) != len(expected) or set(gt_vids) != expected:
+            raise ValueError(
+                f"video_order must list every reference video exactly once: "
+                f"{len(gt_vids)} ids ({len(set(gt_vids))} distinct) for {len(expected)} "
+                f"reference videos, e.g. missing {sorted(expected - set(gt_vids))[:3]}, "
+                f"unknown {sorted(set(gt_vids) - expected)[:3]}")
+    else:
+        gt_vids = official_video_order([list(f) for f in files], hash_seed)
     num_v, num_t = len(gt_vids), len(tious)
     pairs, texts, precision, recall = _collect(
         gt_vids, files, sub, tious, max_proposals, garbage_reference(version))
@@ -236,7 +263,12 @@ def score_captions(
              len(pairs.group), num_v, num_t, len(texts))
     if len(pairs.group):
         start = time.perf_counter()
-        hyp_tokens, ref_tokens = _tokenize_like_official(pairs, texts, num_v, num_t)
+        cache = None
+        if cache_dir is not None:
+            cache = (cache_dir, token_cache.references_digest(
+                [{v: [remove_nonascii(x) for x in r.sentences] for v, r in f.items()}
+                 for f in files]))
+        hyp_tokens, ref_tokens = _tokenize_like_official(pairs, texts, num_v, num_t, cache)
         log.info("PTB-tokenized %d pair lines in %.1f s", 2 * len(pairs.group),
                  time.perf_counter() - start)
         tok_index: dict[str, int] = {}
@@ -257,8 +289,7 @@ def score_captions(
                 [[tok_texts[i]] for i in u_ref], inst_to_uniq, pairs.group, present)
             table = NgramTable.build(tok_texts)
             bleu_u = bleu_pair_stats(table, u_hyp, u_ref)
-            rouge_u = rouge_l_scores([tok_texts[i] for i in u_hyp],
-                                     [[tok_texts[i]] for i in u_ref])
+            rouge_u = rouge_l_text_pairs(tok_texts, u_hyp, u_ref)
             cider_i = grouped_cider(table, hyp_t, ref_t, pairs.group, num_t * num_v)
             # Per group: BLEU from summed stats, ROUGE-L / CIDEr means, METEOR jar aggregate.
             per_video[:, :4] = grouped_bleu(bleu_u[inst_to_uniq], pairs.group, num_t * num_v)

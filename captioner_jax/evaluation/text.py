@@ -44,7 +44,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pycocoevalcap  # a namespace package (no __init__.py): locate it by its search path
 
@@ -139,7 +139,10 @@ def _is_blank(line: str) -> bool:
     return all(c.isspace() or not c.isprintable() for c in line)
 
 
-def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]]:
+def ptb_tokenize_documents(
+    documents: Sequence[Sequence[str]], *, known: Mapping[tuple, str] | None = None,
+    collect: Sequence[int] = (),
+) -> tuple[list[list[str]], dict[tuple, str]] | list[list[str]]:
     """Tokens of every line of every document, exactly as one pycocoevalcap
     `PTBTokenizer.tokenize` call per document returns them (line order matters: look-ahead).
 
@@ -147,10 +150,25 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
     `ptb_tokenize`). Returns the same nesting with lower-case tokens joined by single spaces,
     punctuation tokens removed. One Java call in all; each distinct context (line, the
     following lines up to the first non-blank one, end of document or not) is tokenized once.
+
+    A context's tokens are a function of the context alone (that is what the per-context
+    de-duplication already relies on), so they can be remembered across calls:
+    known: context -> tokens from earlier calls, a context being the tuple (its raw
+      sentences..., end-of-document flag); the lines of documents listed in `collect` whose
+      context is there are not tokenized again.
+    collect: indices of documents whose contexts are returned for remembering; when given
+      (or `known` is), the result is (tokens, {context: tokens} of those documents).
     """
+    documents = list(documents)
     line_id: dict[str, int] = {}  # raw sentence -> id (keys below are tuples of ids)
     docs = [[line_id.setdefault(x, len(line_id)) for x in doc] for doc in documents]
-    lines = [_LINE_BREAKS.sub(" ", x) for x in line_id]
+    raw_lines = list(line_id)
+    lines = [_LINE_BREAKS.sub(" ", x) for x in raw_lines]
+    collect_set = set(collect)
+    remembered = known is not None or bool(collect_set)
+    known = known or {}
+    cleaned: dict[tuple, str] = {}  # context -> tokens (each context cleaned once)
+    string_keys: dict[tuple, tuple] = {}  # id context -> context_key, collected documents
     blank = [_is_blank(x) for x in lines]
     main: list[int] = []  # concatenated runs of needed lines and their look-ahead lines
     run_starts: list[int] = []  # where each run begins in `main` (safe places to split it)
@@ -158,7 +176,8 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
     tails: list[list[int]] = []  # end-of-document contexts, one file each
     tail_slot: dict[tuple, int] = {}
     keys_per_doc = []
-    for doc in docs:
+    for d, doc in enumerate(docs):
+        in_cache = d in collect_set
         n = len(doc)
         # next_stop[i]: first index >= i of a non-blank line (n if none).
         next_stop = [n] * (n + 1)
@@ -172,6 +191,13 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
             # Context: this line, the look-ahead lines, whether the document ends there.
             key = (*doc[i:stop + 1], at_end)
             keys.append(key)
+            if in_cache and key not in string_keys:
+                skey = (*(raw_lines[j] for j in doc[i:stop + 1]), at_end)
+                string_keys[key] = skey
+                if skey in known and key not in cleaned:
+                    cleaned[key] = known[skey]
+            if key in cleaned:
+                continue
             if at_end:
                 if key not in tail_slot:
                     tail_slot[key] = len(tails)
@@ -188,8 +214,16 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
                 main.extend(doc[i:stop + 1])
             pending_end = max(pending_end, stop + 1)
         keys_per_doc.append(keys)
-    if not main and not tails:
-        return [[] for _ in documents]
+    if main or tails:
+        _tokenize_contexts(lines, main, run_starts, main_slot, tails, tail_slot, cleaned)
+    out = [[cleaned[k] for k in keys] for keys in keys_per_doc]
+    if not remembered:
+        return out
+    return out, {skey: cleaned[key] for key, skey in string_keys.items()}
+
+
+def _tokenize_contexts(lines, main, run_starts, main_slot, tails, tail_slot, cleaned) -> None:
+    """Runs the JVM(s) on the collected contexts and stores their tokens in `cleaned`."""
     # `main` in pieces cut at run starts (a run holds its lines' look-ahead), so that big
     # batches can go to parallel JVMs.
     cuts = [0]
@@ -201,12 +235,10 @@ def ptb_tokenize_documents(documents: Sequence[Sequence[str]]) -> list[list[str]
     raw = _run_ptb([[lines[j] for j in f] for f in pieces + tails])
     raw_main = [line for piece, out in zip(pieces, raw) for line in out[:len(piece)]]
     raw_tails = raw[len(pieces):]
-    cleaned: dict[tuple, str] = {}  # context -> tokens (each context cleaned once)
     for k, slot in main_slot.items():
         cleaned[k] = _clean_tokens(raw_main[slot])
     for k, slot in tail_slot.items():
         cleaned[k] = _clean_tokens(raw_tails[slot][0])
-    return [[cleaned[k] for k in keys] for keys in keys_per_doc]
 
 
 def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
