@@ -4,7 +4,8 @@
     python benchmarks/accelerator_check.py --json accelerator_check.json [--tiny]
 
 One command for a machine with a GPU or TPU (under 10 minutes on one accelerator). Parts, in
-order (each prints one line; all go into one JSON file, `--json`):
+this order (the captioner, with the most compilations, last; each prints a line; all go into
+one JSON file, `--json`; a part that would start after `--budget-s` is skipped, said so):
 
   encoder_train    the SA-TSP trainer's jitted, donated update step (`sa_tsp_jax.train`) of
                    R(2+1)D-34 at 16x112x112 clips, bf16 compute with f32 parameters
@@ -12,27 +13,29 @@ order (each prints one line; all go into one JSON file, `--json`):
                    of `--train-batches` that fits (memory estimated from a probe compile,
                    then tried from the largest down; an out-of-memory error tries the next)
   encoder_extract  the eval-mode bf16 backbone forward (feature extraction), same way
-  captioner_train  the captioner trainer's step at ActivityNet size (D=512, 100 feature steps,
-                   10 queries, LSTM-DSA, vocabulary 5,747 + 1): device matching costs, host
-                   Hungarian matching, donated update (`captioner_jax.train`), batch 1 and 8
-  captioner_infer  `make_predict_fn` (30 greedy tokens for every query), batch 1 and 8
   input_pipeline   the TSP training input pipeline (shard read, JPEG decode, crop, flip) on
                    synthetic shards, in this process: clips per second of host CPU time (a
                    core), and how many host cores keep up with `encoder_train`
   correctness      the same small-variant f32 train step (matmul precision "highest") on the
                    CPU and on the accelerator; loss, metrics and updated parameters must agree
                    within `--rtol` / `--atol`
+  captioner_train  the captioner trainer's step at ActivityNet size (D=512, 100 feature steps,
+                   10 queries, LSTM-DSA, vocabulary 5,747 + 1): device matching costs, host
+                   Hungarian matching, donated update (`captioner_jax.train`), batch 1 and 8
+  captioner_infer  `make_predict_fn` (30 greedy tokens for every query), batch 1 and 8
 
 Throughput figures: clips/s (encoder), videos/s (captioner), achieved TFLOP/s = XLA cost
-analysis FLOPs of the compiled program (per device) / measured seconds per call, summed over
-devices, and MFU = achieved / peak, with the dense bf16 peak of the device kind from
+analysis FLOPs of the compiled program (per device; that of the lowered program / devices
+when the compiled one has none) / measured seconds per call, summed over devices, and
+MFU = achieved / peak, with the dense bf16 peak of the device kind from
 `PEAK_BF16_TFLOPS`; an unknown kind (and the CPU) uses a bf16 matmul measured in this run
 instead, and the JSON says which (`peak_source`).
 
 Without an accelerator the accelerator-only parts (the bf16 MFU claims against a device peak,
 and the CPU-vs-accelerator comparison) are skipped with a message and the rest runs; `--tiny`
-shrinks every shape (small variant, 4x32x32 clips, a tiny captioner) so that the whole script
-runs in seconds on a CPU (tests/test_accelerator_check.py).
+shrinks every shape (small variant, 4x32x32 clips, a tiny captioner) so that the script runs
+on a CPU in about a minute of CPU time, mostly compilation (tests/test_accelerator_check.py
+runs it without the captioner).
 """
 from __future__ import annotations
 
@@ -130,16 +133,27 @@ def is_oom(exc: BaseException) -> bool:
                                    "OOM", "Resource exhausted"))
 
 
-def flops_of(compiled) -> float | None:
-    """FLOPs of one call of a compiled program, per device (XLA cost analysis), or None."""
+def _cost_flops(stage) -> float | None:
     try:
-        cost = compiled.cost_analysis()
+        cost = stage.cost_analysis()
     except Exception:  # noqa: BLE001 - some backends do not implement it
         return None
     if isinstance(cost, list | tuple):
         cost = cost[0] if cost else {}
     value = (cost or {}).get("flops")
     return float(value) if value is not None and value > 0 else None
+
+
+def flops_of(compiled, lowered=None, n_dev: int = 1) -> float | None:
+    """FLOPs of one call of a program per device: XLA's cost analysis of the compiled
+    (partitioned, per-device) program; when that has none (e.g. convolutions lowered to
+    library calls the analysis does not count), that of the lowered global program / n_dev.
+    None when neither is available."""
+    flops = _cost_flops(compiled)
+    if flops is None and lowered is not None:
+        flops = _cost_flops(lowered)
+        flops = flops / n_dev if flops else None
+    return flops
 
 
 def memory_need(compiled) -> int | None:
@@ -321,11 +335,12 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
     state, _, shardings = train.init_state(init, jax.random.key(0, impl="rbg"), mesh)
     step, _ = train.jit_steps(model, tx, PretrainLossConfig(), mesh, shardings)
     holder = {"state": state}
-    compile_s = {}
+    compile_s, lowered = {}, {}
 
     def compile_train(b):
         t = time.perf_counter()
-        c = step.lower(holder["state"], abstract_batch(b * n_dev)).compile()
+        lowered[b] = step.lower(holder["state"], abstract_batch(b * n_dev))
+        c = lowered[b].compile()
         compile_s[b] = time.perf_counter() - t
         return c
 
@@ -337,9 +352,15 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
             holder["state"], metrics = compiled(holder["state"], batch)
             return metrics
 
-        s = seconds_per_call(call, sizes.steps)
-        loss = float(jax.device_get(call()["loss"]))
-        return {"seconds_per_step": s, "flops_per_device": flops_of(compiled),
+        try:
+            s = seconds_per_call(call, sizes.steps)
+            loss = float(jax.device_get(call()["loss"]))
+        except Exception:
+            # An out-of-memory error may come after the state was donated: a fresh one for
+            # the next (smaller) candidate.
+            holder["state"] = train.init_state(init, jax.random.key(0, impl="rbg"), mesh)[0]
+            raise
+        return {"seconds_per_step": s, "flops_per_device": flops_of(compiled, lowered[b], n_dev),
                 "loss_finite": math.isfinite(loss)}
 
     # Batch-free bytes per device: the state (parameters, BN statistics, momentum) and about
@@ -371,14 +392,15 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
 
     def compile_extract(b):
         t = time.perf_counter()
-        c = fwd.lower(variables, abstract_batch(b * n_dev)["clips"]).compile()
+        lowered[("extract", b)] = fwd.lower(variables, abstract_batch(b * n_dev)["clips"])
+        c = lowered[("extract", b)].compile()
         ecompile_s[b] = time.perf_counter() - t
         return c
 
     def run_extract(b, compiled):
         clips = clips_of(b)
         return {"seconds": seconds_per_call(lambda: compiled(variables, clips), sizes.steps),
-                "flops_per_device": flops_of(compiled)}
+                "flops_per_device": flops_of(compiled, lowered[("extract", b)], n_dev)}
 
     eb, er, enotes = fit_batch(sizes.extract_batches, compile_extract, run_extract, limit,
                                probe=False)
@@ -394,7 +416,7 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
     return train_out, extract_out
 
 
-def captioner_parts(sizes: Sizes, mesh, peak) -> tuple[list, list]:
+def captioner_parts(sizes: Sizes, mesh, peak, budget=None) -> tuple[list, list]:
     """The captioner trainer's step (matching + update) and inference, per batch size."""
     from benchmarks.captioner_throughput import random_batch
     from captioner_jax import build, inference
@@ -432,6 +454,9 @@ def captioner_parts(sizes: Sizes, mesh, peak) -> tuple[list, list]:
     step_key = jax.jit(lambda k: jax.random.fold_in(k, 1), out_shardings=replicated)(key)
     train_rows, infer_rows = [], []
     for b in sizes.captioner_batches:
+        if train_rows and budget is not None and budget.left() < 60:
+            print(f"[captioner] batch {b * n_dev}: skipped, time budget spent")
+            break
         g = b * n_dev
         host = {k: np.asarray(v) for k, v in random_batch(
             rng, g, t=t, c=sizes.feat_dim, e=sizes.max_events, length=sizes.caption_len,
@@ -441,11 +466,13 @@ def captioner_parts(sizes: Sizes, mesh, peak) -> tuple[list, list]:
         # Compiled once, ahead of time (the FLOPs come from these very programs).
         t0 = time.perf_counter()
         state0 = holder["state"]
-        costs_c = match_costs.lower(state0["params"], batch, step_key, state0["step"]).compile()
+        costs_l = match_costs.lower(state0["params"], batch, step_key, state0["step"])
+        costs_c = costs_l.compile()
         assign = ctrain._match(costs_c, state0, batch, host, step_key, mesh)
-        step_c = train_step.lower(state0, batch, step_key, assign).compile()
+        step_l = train_step.lower(state0, batch, step_key, assign)
+        step_c = step_l.compile()
         compile_s = time.perf_counter() - t0
-        f1, f2 = flops_of(costs_c), flops_of(step_c)
+        f1, f2 = flops_of(costs_c, costs_l, n_dev), flops_of(step_c, step_l, n_dev)
         flops = f1 + f2 if f1 and f2 else None
 
         def call(batch=batch, host=host, holder=holder, costs_c=costs_c, step_c=step_c):
@@ -461,14 +488,15 @@ def captioner_parts(sizes: Sizes, mesh, peak) -> tuple[list, list]:
 
         params = holder["state"]["params"]
         t0 = time.perf_counter()
-        compiled = predict.lower(params, batch).compile()
+        predict_l = predict.lower(params, batch)
+        compiled = predict_l.compile()
         pcompile = time.perf_counter() - t0
         ps = seconds_per_call(lambda c=compiled, p=params, x=batch: c(p, x),
                               sizes.captioner_steps)
         infer_rows.append({"batch_per_device": b, "global_batch": g, "compile_s": pcompile,
                            "seconds_per_batch": ps, "videos_per_s": g / ps,
                            "caption_tokens": sizes.caption_len,
-                           **rates(flops_of(compiled), ps, n_dev, peak)})
+                           **rates(flops_of(compiled, predict_l, n_dev), ps, n_dev, peak)})
     return train_rows, infer_rows
 
 
@@ -581,6 +609,7 @@ def run_part(name: str, result: dict, budget: Budget, min_left: float, fn):
         result[name] = {"status": f"skipped: time budget spent ({budget.left():.0f} s left)"}
         print(f"[{name}] {result[name]['status']}")
         return None
+    print(f"[{name}] running ({budget.left():.0f} s of the budget left)", flush=True)
     t, cpu = time.perf_counter(), time.process_time()
     try:
         out = fn()
@@ -687,23 +716,6 @@ def main(argv=None) -> int:
                   f"(batch {ex['global_batch']}), {_fmt(ex['tflops'], '.3f')} TFLOP/s, "
                   f"MFU {_fmt(ex['mfu'], '.1f', 100, '%')}")
 
-    if "captioner" in skip:
-        result["skipped"]["captioner"] = "skipped: --skip"
-    else:
-        def captioner():
-            rows_t, rows_i = captioner_parts(sizes, mesh, peak)
-            result["captioner_infer"] = {"status": "ok", "batches": rows_i}
-            return {"batches": rows_t}
-
-        ct = run_part("captioner_train", result, budget, 60, captioner)
-        if ct:
-            for rt, ri in zip(ct["batches"], result["captioner_infer"]["batches"], strict=True):
-                print(f"[captioner] batch {rt['global_batch']}: train {rt['videos_per_s']:.2f} "
-                      f"videos/s ({_fmt(rt['tflops'], '.3f')} TFLOP/s, MFU "
-                      f"{_fmt(rt['mfu'], '.2f', 100, '%')}, compile {rt['compile_s']:.0f}"
-                      f" s) | inference {ri['videos_per_s']:.2f} videos/s "
-                      f"({ri['caption_tokens']} tokens, MFU {_fmt(ri['mfu'], '.2f', 100, '%')})")
-
     if "input_pipeline" in skip:
         result["skipped"]["input_pipeline"] = "skipped: --skip"
     else:
@@ -752,6 +764,23 @@ def main(argv=None) -> int:
                       f"{cr['loss_accelerator']:.6f} vs {cr['loss_cpu']:.6f}; max |diff| "
                       f"{cr['max_abs_diff']:.2e}, worst {cr['worst_leaf']} at "
                       f"{cr['worst_ratio']:.2f} x tolerance, {cr['leaves']} leaves")
+
+    if "captioner" in skip:
+        result["skipped"]["captioner"] = "skipped: --skip"
+    else:
+        def captioner():
+            rows_t, rows_i = captioner_parts(sizes, mesh, peak, budget)
+            result["captioner_infer"] = {"status": "ok", "batches": rows_i}
+            return {"batches": rows_t}
+
+        ct = run_part("captioner_train", result, budget, 60, captioner)
+        if ct:
+            for rt, ri in zip(ct["batches"], result["captioner_infer"]["batches"], strict=True):
+                print(f"[captioner] batch {rt['global_batch']}: train {rt['videos_per_s']:.2f} "
+                      f"videos/s ({_fmt(rt['tflops'], '.3f')} TFLOP/s, MFU "
+                      f"{_fmt(rt['mfu'], '.2f', 100, '%')}, compile {rt['compile_s']:.0f}"
+                      f" s) | inference {ri['videos_per_s']:.2f} videos/s "
+                      f"({ri['caption_tokens']} tokens, MFU {_fmt(ri['mfu'], '.2f', 100, '%')})")
 
     result["total_s"] = args.budget_s - budget.left()
     atomic_write_json(args.json, result)

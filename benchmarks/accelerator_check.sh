@@ -11,8 +11,8 @@
 # 3. installs that extra at the version pinned in requirements.txt, unless JAX already sees
 #    the accelerator (`jax.default_backend()` is gpu / tpu) or --no-install is given;
 # 4. runs benchmarks/accelerator_check.py with the remaining flags (default JSON:
-#    accelerator_check.json) and JAX_PLATFORMS unset (the Makefile's "cpu" would hide the
-#    accelerator).
+#    accelerator_check.json), JAX_PLATFORMS unset (the Makefile's "cpu" would hide the
+#    accelerator) and XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 unless set.
 #
 # --dry-run prints every command it would run (the install included) and runs none of them.
 # Environment: PYTHON (default .venv/bin/python).
@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --no-install) install=0 ;;
     --platform) platform="$2"; shift ;;
     --cuda) cuda="$2"; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -54,6 +54,9 @@ if [[ -z "$jax_version" ]]; then
   exit 2
 fi
 unset JAX_PLATFORMS
+# GPU: let XLA's allocator take 90% of the device memory (default 75%), so the largest batch
+# that fits is found against most of the memory.
+export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9}"
 
 # --------------------------------------------------------------------------- detection
 if [[ $platform == auto ]]; then
