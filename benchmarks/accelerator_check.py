@@ -588,9 +588,12 @@ def correctness_part(accel, rtol: float, atol: float, sizes: Sizes = TINY) -> di
             new_state, metrics = step(jax.device_put(host_state, shardings),
                                       mesh_lib.global_batch(batch,
                                                             mesh_lib.batch_sharding(mesh)))
+            # Accuracies are argmaxes: a near-tie may flip on float rounding alone, so they
+            # are not compared (the losses and the parameters are).
             out[name] = jax.device_get({"params": new_state["params"],
                                         "batch_stats": new_state["batch_stats"],
-                                        "metrics": metrics})
+                                        "metrics": {k: v for k, v in metrics.items()
+                                                    if "accuracy" not in k}})
     cmp = compare_trees(out["accelerator"], out["cpu"], rtol, atol)
     return {"status": "ok" if cmp["ok"] else "MISMATCH", "device": accel.device_kind,
             "platform": accel.platform, "rtol": rtol, "atol": atol,
