@@ -166,12 +166,14 @@ def test_tiny_run_skip_messages(tiny_run):
 
 
 # ----------------------------------------------------------------------------- the .sh
-def _sh(args, tmp_path, nvidia_smi_cuda=None):
+def _sh(args, tmp_path, nvidia_smi_cuda=None, backend="cpu"):
+    """Runs the .sh with --dry-run; `python` is a stand-in whose only real call in a dry run
+    (`-c 'import jax; print(jax.default_backend())'`) answers `backend`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TPU_")}
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
-    smi = fake / "nvidia-smi"
     if nvidia_smi_cuda:
+        smi = fake / "nvidia-smi"
         smi.write_text("#!/bin/sh\n"
                        'if [ "$1" = "-L" ]; then echo "GPU 0: NVIDIA H200 (UUID: GPU-0)"; '
                        "exit 0; fi\n"
@@ -179,11 +181,14 @@ def _sh(args, tmp_path, nvidia_smi_cuda=None):
                        f'{nvidia_smi_cuda} |"\n')
         smi.chmod(0o755)
         env["PATH"] = f"{fake}:{env['PATH']}"
-    env["PYTHON"] = sys.executable
+    python = fake / "python"
+    python.write_text(f"#!/bin/sh\necho {backend}\n")
+    python.chmod(0o755)
+    env["PYTHON"] = str(python)
     proc = subprocess.run(["bash", str(SCRIPT_SH), "--dry-run", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return proc.stdout.replace(str(python), "PY")
 
 
 def test_shell_script_syntax():
@@ -195,14 +200,16 @@ def test_shell_script_dry_run_installs(tmp_path):
                   (REPO / "requirements.txt").read_text().splitlines()
                   if line.startswith("jax=="))
     out = _sh(["--tiny"], tmp_path, nvidia_smi_cuda="12.8")
-    assert f"+ {sys.executable} -m pip install --quiet jax[cuda12]=={pinned}" in out
-    assert (f"+ {sys.executable} benchmarks/accelerator_check.py --tiny --json "
-            "accelerator_check.json") in out
+    assert f"+ PY -m pip install --quiet jax[cuda12]=={pinned}" in out
+    assert "+ PY benchmarks/accelerator_check.py --tiny --json accelerator_check.json" in out
     out = _sh(["--json", "x.json"], tmp_path, nvidia_smi_cuda="13.0")
     assert f"jax[cuda13]=={pinned}" in out and out.count("--json") == 1
+    out = _sh([], tmp_path, nvidia_smi_cuda="12.8", backend="gpu")
+    assert "JAX already sees the gpu: no install" in out and "pip install" not in out
     out = _sh(["--platform", "tpu", "--no-install"], tmp_path)
     assert "--no-install" in out and "pip install" not in out
     out = _sh(["--platform", "tpu"], tmp_path)
-    assert f"pip install --quiet jax[tpu]=={pinned}" in out
+    assert f"+ PY -m pip install --quiet jax[tpu]=={pinned}" in out
     out = _sh(["--platform", "cpu"], tmp_path)
     assert "nothing to install" in out and "pip install" not in out
+    assert "+ PY benchmarks/accelerator_check.py --json accelerator_check.json" in out
