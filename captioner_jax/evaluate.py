@@ -4,7 +4,7 @@
         --references val_1.json val_2.json [--version 2018|latest] [--tious 0.3 0.5 0.7 0.9] \
         [--max-proposals 1000] [--soda] [--para PARA_REF ...] [--json OUT] \
         [--official-inputs] [--lenient] [--hash-seed N | --video-order IDS.json] \
-        [--cache-dir DIR | --no-cache]
+        [--cache-dir DIR | --no-cache] [--meteor-jars N]
 
 Prints one table (per tIoU threshold and the average, x100 as the official script prints,
 the evaluator version in its header); `--json` also writes every number (atomically; an
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the PTB tokens of reference lines are remembered across "
                         "evaluations (same numbers, less tokenizer work); default "
                         "$XDG_CACHE_HOME/sa_tsp_dvc or ~/.cache/sa_tsp_dvc")
+    p.add_argument("--meteor-jars", type=int, default=None,
+                   help="METEOR jars sharing the pairs (same numbers); default one per core "
+                        "(at most 4) from 20k predictions on, else one")
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the reference-token cache")
     return p
@@ -100,7 +103,8 @@ def main(argv=None) -> int:
             max_proposals=args.max_proposals, soda=args.soda, para_references=args.para,
             lenient=args.lenient, official_inputs=args.official_inputs,
             hash_seed=args.hash_seed, video_order=video_order,
-            reference_cache=not args.no_cache, cache_dir=args.cache_dir)
+            reference_cache=not args.no_cache, cache_dir=args.cache_dir,
+            meteor_jars=args.meteor_jars)
     except (SubmissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from captioner_jax.evaluation.dense_captioning import DEFAULT_TIOUS, score_captions
-from captioner_jax.evaluation.meteor import get_meteor
+from captioner_jax.evaluation.meteor import default_num_jars, get_meteor, get_meteor_pool
 from captioner_jax.evaluation.submission import (
     SubmissionError,
     load_references,
@@ -38,6 +38,7 @@ def evaluate_submission(
     video_order=None,
     reference_cache: bool = True,
     cache_dir: str | None = None,
+    meteor_jars: int | None = None,
 ) -> dict:
     """Official ActivityNet dense-captioning metrics of a submission.
 
@@ -59,6 +60,8 @@ def evaluate_submission(
     reference_cache: remember the PTB tokens of reference lines across evaluations in
       `cache_dir` (default `$XDG_CACHE_HOME/sa_tsp_dvc`; see `token_cache`): the same
       numbers, less tokenizer work when the references repeat.
+    meteor_jars: METEOR jars sharing the pairs (`MeteorPool`; same numbers); None: one per
+      core (at most 4) from 20k predictions on, else one.
 
     Returns (all scores x100, as the official script prints them): "Bleu_1".."Bleu_4",
     "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision" averaged over `tious`; "per_tiou"
@@ -82,7 +85,11 @@ def evaluate_submission(
             f"unpacks two values and sorts by start time); {sub.official_only} entries have "
             f"non-finite, boolean or >2-element timestamps (accepted by --official-inputs for "
             f"the caption metrics only)")
-    meteor = get_meteor() if any(v.sentences for v in sub.videos.values()) else None
+    num_predictions = sum(min(len(v.sentences), max_proposals) for v in sub.videos.values())
+    meteor = None
+    if num_predictions:
+        jars = meteor_jars or default_num_jars(num_predictions)
+        meteor = get_meteor_pool(jars) if jars > 1 else get_meteor()
     out = score_captions(sub, files, version=version, tious=tious,
                          max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed,
                          video_order=video_order,

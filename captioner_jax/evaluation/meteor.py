@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -86,7 +87,46 @@ def group_stats(lines: Sequence[str], groups: Sequence[Sequence[int]]
     return [" ".join(f"{int(v)}.0" for v in row) for row in sums], exact
 
 
-class MeteorProcess:
+class _MeteorRequests:
+    """Requests built on `stats` and `evaluate` (shared by one jar and a pool of jars)."""
+
+    def stats(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+              ) -> list[str]:
+        raise NotImplementedError
+
+    def evaluate(self, stats_groups: Sequence[Sequence[str]]
+                 ) -> list[tuple[np.ndarray, float]]:
+        raise NotImplementedError
+
+    def aggregates(self, stats: Sequence[str], groups: Sequence[Sequence[int]]) -> np.ndarray:
+        """The jar's aggregate METEOR of each group of `stats` lines (indices), [num_groups]."""
+        if any(len(g) == 0 for g in groups):
+            raise ValueError("METEOR EVAL needs at least one statistics line per group")
+        if not groups:
+            return np.zeros((0,), np.float64)
+        summed, exact = group_stats(stats, groups)
+        requests = [[line] if ok else [stats[j] for j in g]
+                    for line, ok, g in zip(summed, exact, groups)]
+        return np.asarray([agg for _, agg in self.evaluate(requests)], np.float64)
+
+    def pair_scores(
+        self, hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+        chunk: int = 2000,
+    ) -> np.ndarray:
+        """Per-pair METEOR (the jar's segment score), shape [num_pairs]. Usable as a reward."""
+        stats = self.stats(hypotheses, references)
+        groups = [stats[i:i + chunk] for i in range(0, len(stats), chunk)]
+        if not groups:
+            return np.zeros((0,), np.float64)
+        return np.concatenate([seg for seg, _ in self.evaluate(groups)])
+
+    def aggregate(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+        """The jar's aggregate METEOR over all pairs (what `Meteor.compute_score` returns)."""
+        stats = self.stats(hypotheses, references)
+        return float(self.aggregates(stats, [range(len(stats))])[0])
+
+
+class MeteorProcess(_MeteorRequests):
     """A running METEOR jar. Thread-safe; all methods block until the answers are read.
 
     Methods:
@@ -174,33 +214,6 @@ class MeteorProcess:
             pos += len(g) + 1
         return result
 
-    def aggregates(self, stats: Sequence[str], groups: Sequence[Sequence[int]]) -> np.ndarray:
-        """The jar's aggregate METEOR of each group of `stats` lines (indices), [num_groups]."""
-        if any(len(g) == 0 for g in groups):
-            raise ValueError("METEOR EVAL needs at least one statistics line per group")
-        if not groups:
-            return np.zeros((0,), np.float64)
-        summed, exact = group_stats(stats, groups)
-        requests = [[line] if ok else [stats[j] for j in g]
-                    for line, ok, g in zip(summed, exact, groups)]
-        return np.asarray([agg for _, agg in self.evaluate(requests)], np.float64)
-
-    def pair_scores(
-        self, hypotheses: Sequence[str], references: Sequence[Sequence[str]],
-        chunk: int = 2000,
-    ) -> np.ndarray:
-        """Per-pair METEOR (the jar's segment score), shape [num_pairs]. Usable as a reward."""
-        stats = self.stats(hypotheses, references)
-        groups = [stats[i:i + chunk] for i in range(0, len(stats), chunk)]
-        if not groups:
-            return np.zeros((0,), np.float64)
-        return np.concatenate([seg for seg, _ in self.evaluate(groups)])
-
-    def aggregate(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-        """The jar's aggregate METEOR over all pairs (what `Meteor.compute_score` returns)."""
-        stats = self.stats(hypotheses, references)
-        return float(self.aggregates(stats, [range(len(stats))])[0])
-
     def close(self) -> None:
         with self._lock:
             if self._proc is not None:
@@ -220,8 +233,78 @@ class MeteorProcess:
         self.close()
 
 
+class MeteorPool(_MeteorRequests):
+    """Several running jars serving as one (`MeteorProcess`'s methods), e.g. one per core.
+
+    `stats` hands out the pairs in chunks to whichever jar is free (a jar still starting or
+    slowed down simply takes fewer chunks) and returns the answers in pair order. The same
+    lines as one jar: a `SCORE` answer depends on that request line alone (the jar keeps no
+    state between requests; tests check the pool against one jar). `evaluate` (and the
+    aggregates built on it) goes to the first jar. Closing is the members' business (the
+    shared ones close at exit).
+    """
+
+    def __init__(self, members: Sequence[MeteorProcess], chunk: int = 4000):
+        if not members:
+            raise ValueError("a METEOR pool needs at least one jar")
+        self.members = list(members)
+        self.chunk = chunk
+
+    def stats(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+              ) -> list[str]:
+        if len(hypotheses) != len(references):
+            raise ValueError(f"{len(hypotheses)} hypotheses vs {len(references)} references")
+        starts = list(range(0, len(hypotheses), self.chunk))
+        if len(self.members) == 1 or len(starts) <= 1:
+            return self.members[0].stats(hypotheses, references)
+        answers: list[list[str] | None] = [None] * len(starts)
+        next_chunk = iter(range(len(starts)))
+        lock = threading.Lock()
+
+        def serve(jar: MeteorProcess) -> None:
+            while True:
+                with lock:
+                    c = next(next_chunk, None)
+                if c is None:
+                    return
+                a = starts[c]
+                answers[c] = jar.stats(hypotheses[a:a + self.chunk],
+                                       references[a:a + self.chunk])
+
+        with ThreadPoolExecutor(max_workers=len(self.members)) as pool:
+            for future in [pool.submit(serve, jar) for jar in self.members]:
+                future.result()
+        return [line for part in answers for line in part]
+
+    def evaluate(self, stats_groups: Sequence[Sequence[str]]
+                 ) -> list[tuple[np.ndarray, float]]:
+        return self.members[0].evaluate(stats_groups)
+
+
 _SHARED: MeteorProcess | None = None
 _SHARED_LOCK = threading.Lock()
+_EXTRA: list[MeteorProcess] = []  # further shared jars of `get_meteor_pool`
+MAX_JARS = 4  # each jar holds the paraphrase table (about 1 GB)
+
+
+def default_num_jars(num_pairs_hint: int) -> int:
+    """One jar per core (at most MAX_JARS) for big evaluations; one below 20k predictions,
+    where a second jar's start (about 8 CPU-seconds: the paraphrase table) would not pay."""
+    if num_pairs_hint < 20000:
+        return 1
+    return max(1, min(MAX_JARS, os.cpu_count() or 1))
+
+
+def get_meteor_pool(num_jars: int) -> MeteorPool:
+    """The shared jar plus num_jars - 1 further shared jars (started now, closed at exit)."""
+    first = get_meteor()
+    with _SHARED_LOCK:
+        _EXTRA[:] = [m for m in _EXTRA if m._proc is not None and m._proc.poll() is None]
+        while len(_EXTRA) < num_jars - 1:
+            jar = MeteorProcess()
+            atexit.register(jar.close)
+            _EXTRA.append(jar)
+        return MeteorPool([first, *_EXTRA[:max(num_jars - 1, 0)]])
 
 
 def get_meteor() -> MeteorProcess:

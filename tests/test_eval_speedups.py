@@ -1,0 +1,166 @@
+"""The evaluator's speed mechanisms give the numbers they replace (issue 15, point 4).
+
+* the on-disk reference-token cache: a hit equals a miss; a corrupt, foreign or unreadable
+  cache file is ignored and rewritten;
+* `--video-order`: an explicit order equals the `hash_seed` order it spells out;
+* METEOR pairs shared by a pool of jars: the same statistics lines, in pair order, however
+  they are chunked and whatever the jar was asked before;
+* METEOR pairs scored once for all thresholds: each threshold equals its own evaluation.
+Small inputs (the look-ahead test's multi-segment, two-file case) and one shared jar.
+"""
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from captioner_jax.evaluation import evaluate_submission, get_meteor, ptb_tokenize, token_cache
+from captioner_jax.evaluation import text as text_module
+from captioner_jax.evaluation.dense_captioning import official_video_order
+from captioner_jax.evaluation.meteor import MeteorPool
+
+METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "Recall",
+           "Precision")
+
+
+def _sub(results):
+    return {"version": "VERSION 1.0", "external_data": {}, "results": results}
+
+
+# Several segments per prediction over two files, capital-letter endings (the look-ahead
+# matters), an empty sentence, a duplicate, an unmatched proposal (garbage pair), two videos.
+REFS = [
+    {"v_multi": {"duration": 60.0, "timestamps": [[0, 12], [10, 25], [20, 40], [38, 60]],
+                 "sentences": ["A woman paints a large letter A.", "She then adds a capital B.",
+                               "the crowd claps for the letter C.",
+                               "Then she signs her name with a big D."]},
+     "v_other": {"duration": 30.0, "timestamps": [[0, 15], [15, 30]],
+                 "sentences": ["A boy holds a sign with an X.", "The boy drops the sign."]}},
+    {"v_multi": {"duration": 60.0, "timestamps": [[0, 30], [30, 60]],
+                 "sentences": ["The woman paints letters A and B.",
+                               "She paints a capital C and a D."]}},
+]
+SUB = _sub({
+    "v_multi": [
+        {"sentence": "A woman paints a capital A.", "timestamp": [0, 30]},
+        {"sentence": "She adds a B.", "timestamp": [8, 26]},
+        {"sentence": "", "timestamp": [12, 30]},
+        {"sentence": "The crowd claps for a capital C.", "timestamp": [18, 60]},
+        {"sentence": "She signs with a D.", "timestamp": [35, 60]},
+        {"sentence": "She signs with a D.", "timestamp": [70, 80]},
+        {"sentence": "Then a big E.", "timestamp": [0, 60]}],
+    "v_other": [
+        {"sentence": "A boy holds an X.", "timestamp": [0, 30]},
+        {"sentence": "The boy drops it.", "timestamp": [14, 30]}]})
+
+
+def _numbers(result):
+    return {"avg": {m: result[m] for m in METRICS}, "per_tiou": result["per_tiou"]}
+
+
+@pytest.fixture(scope="module")
+def uncached():
+    return evaluate_submission(SUB, REFS, reference_cache=False)
+
+
+def _count_jvm_lines(monkeypatch):
+    sent = []
+    run = text_module._run_ptb
+
+    def counting(documents):
+        sent.append(sum(len(d) for d in documents))
+        return run(documents)
+
+    monkeypatch.setattr(text_module, "_run_ptb", counting)
+    return sent
+
+
+def test_reference_token_cache_hit_equals_miss(uncached, tmp_path, monkeypatch):
+    sent = _count_jvm_lines(monkeypatch)
+    miss = evaluate_submission(SUB, REFS, cache_dir=str(tmp_path))
+    files = list((tmp_path / "ptb_references").iterdir())
+    assert len(files) == 1
+    hit = evaluate_submission(SUB, REFS, cache_dir=str(tmp_path))
+    assert _numbers(miss) == _numbers(uncached) == _numbers(hit)
+    # The hit sent only hypothesis lines to the JVM; the file is unchanged (nothing new).
+    assert sent[1] < sent[0]
+    assert list((tmp_path / "ptb_references").iterdir()) == files
+    # Another submission over the same references reuses the file and adds its contexts.
+    other = _sub({"v_multi": SUB["results"]["v_multi"][::-1]})
+    got = evaluate_submission(other, REFS, cache_dir=str(tmp_path))
+    assert _numbers(got) == _numbers(evaluate_submission(other, REFS, reference_cache=False))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "tokens_edited", "other_tokenizer",
+                                    "not_json_object"])
+def test_corrupt_or_foreign_cache_recomputes(uncached, tmp_path, damage, caplog):
+    evaluate_submission(SUB, REFS, cache_dir=str(tmp_path))
+    (path,) = (tmp_path / "ptb_references").iterdir()
+    raw = path.read_text()
+    data = json.loads(raw)
+    if damage == "truncated":
+        path.write_text(raw[:len(raw) // 2])
+    elif damage == "tokens_edited":  # valid JSON, wrong tokens: the checksum catches it
+        data["entries"][0][2] = "poisoned tokens"
+        path.write_text(json.dumps(data))
+    elif damage == "other_tokenizer":
+        data["tokenizer"] = "0" * 32
+        data["checksum"] = token_cache._checksum(data["entries"])
+        path.write_text(json.dumps(data))
+    else:
+        path.write_text("[1, 2, 3]")
+    with caplog.at_level(logging.WARNING, logger="captioner_jax.evaluation.token_cache"):
+        again = evaluate_submission(SUB, REFS, cache_dir=str(tmp_path))
+    assert _numbers(again) == _numbers(uncached)
+    assert "ignoring the reference-token cache" in caplog.text
+    assert json.loads(path.read_text())["entries"]  # rewritten, usable again
+    assert token_cache.load(str(tmp_path), json.loads(path.read_text())["references"])
+
+
+def test_cached_context_tokens_equal_fresh_ones():
+    """`ptb_tokenize_documents(known=...)` returns the remembered tokens where it has them
+    and the JVM's elsewhere; what it remembers equals a fresh tokenization."""
+    docs = [["A man writes a capital T.", "The man smiles.", "A capital T."],
+            ["A capital T.", "", "The end T.", "we see it"]]
+    fresh, contexts = text_module.ptb_tokenize_documents(docs, collect=[0, 1])
+    assert fresh == text_module.ptb_tokenize_documents(docs)
+    again, _ = text_module.ptb_tokenize_documents(docs, known=contexts, collect=[1])
+    assert again == fresh
+    assert fresh[0][0] == ptb_tokenize(docs[0])[0] == "a man writes a capital t"
+
+
+def test_explicit_video_order_equals_hash_seed_order(tmp_path):
+    order = official_video_order([list(f) for f in REFS], 0)
+    by_seed = evaluate_submission(SUB, REFS, hash_seed=0, reference_cache=False)
+    by_order = evaluate_submission(SUB, REFS, video_order=order, reference_cache=False)
+    assert _numbers(by_order) == _numbers(by_seed)
+    with pytest.raises(ValueError, match="every reference video exactly once"):
+        evaluate_submission(SUB, REFS, video_order=["v_multi"], reference_cache=False)
+
+
+def test_meteor_pool_gives_the_lines_of_one_jar():
+    hyps = ["a woman paints a capital a", "she adds a b", "", "the crowd claps",
+            "she signs with a d", "then a big e", "a boy holds an x"] * 5
+    refs = [["a woman paints a large letter a"], ["she then adds a capital b"], ["abc123!@#"],
+            ["the crowd claps for the letter c"], ["then she signs her name with a big d"],
+            ["she paints a capital c and a d"], ["a boy holds a sign with an x"]] * 5
+    hyps = [h + " " + str(i // 7) for i, h in enumerate(hyps)]  # 35 distinct pairs
+    jar = get_meteor()
+    want = jar.stats(hyps, refs)
+    # Chunks of 4 served by two workers (here both the shared jar: the answer of a line does
+    # not depend on what the jar was asked before, checked by the reversed order too).
+    pool = MeteorPool([jar, jar], chunk=4)
+    assert pool.stats(hyps, refs) == want
+    assert jar.stats(hyps[::-1], refs[::-1]) == want[::-1]
+    groups = [[0, 1, 2], [5], list(range(35))]
+    np.testing.assert_array_equal(pool.aggregates(want, groups), jar.aggregates(want, groups))
+
+
+def test_pairs_shared_across_thresholds_equal_each_threshold_alone(uncached):
+    """METEOR statistics are asked once per distinct pair for all thresholds; each
+    threshold's METEOR equals an evaluation of that threshold alone, bit for bit."""
+    for t, row in uncached["per_tiou"].items():
+        alone = evaluate_submission(SUB, REFS, tious=(float(t),), reference_cache=False)
+        assert alone["per_tiou"][float(t)]["METEOR"] == row["METEOR"]
+        for m in METRICS:
+            assert alone["per_tiou"][float(t)][m] == pytest.approx(row[m], rel=1e-12, abs=1e-12)
