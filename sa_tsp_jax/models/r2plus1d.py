@@ -27,6 +27,7 @@ from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
+from jax import lax
 
 from sa_tsp_jax.models.batch_norm import TSP_BN_EPS, TSP_BN_TORCH_MOMENTUM, TorchBatchNorm
 
@@ -42,18 +43,103 @@ def midplanes(in_planes: int, out_planes: int) -> int:
     return (in_planes * out_planes * 3 * 3 * 3) // (in_planes * 3 * 3 + 3 * out_planes)
 
 
-def _conv(features: int, kernel, strides, padding, dtype, name: str) -> nn.Conv:
-    return nn.Conv(
-        features,
-        kernel_size=kernel,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-        kernel_init=conv_kernel_init,
-        name=name,
-    )
+CONV_IMPLS = ("factorised", "conv3d")
+
+# Below this many output positions per image a 2-D conv runs as explicit patches + one matmul
+# (see `FactorisedConv`); measured crossover on XLA CPU between 8x8 and 14x14 outputs.
+PATCHES_MAX_POSITIONS = 64
+
+
+def _conv2d(x, kernel, strides, padding):
+    """NHWC x HWIO 2-D convolution, no bias."""
+    return lax.conv_general_dilated(x, kernel, strides, padding,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv2d_patches(x, kernel, strides, padding):
+    """The same 2-D convolution as (kh*kw strided slices concatenated on channels) @ kernel.
+
+    [N, H, W, C] x [kh, kw, C, O] -> [N, Ho, Wo, O]. Exact up to float summation order: the
+    concatenation order (i, j, c) is the row-major order of the kernel's first three axes.
+    """
+    kh, kw, c, o = kernel.shape
+    (sh, sw), ((ph0, ph1), (pw0, pw1)) = strides, padding
+    xp = jnp.pad(x, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)))
+    ho = (xp.shape[1] - kh) // sh + 1
+    wo = (xp.shape[2] - kw) // sw + 1
+    taps = [lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + sh * (ho - 1) + 1,
+                                         j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+            for i in range(kh) for j in range(kw)]
+    patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+    return jnp.einsum("nhwk,ko->nhwo", patches, kernel.reshape(kh * kw * c, o))
+
+
+class FactorisedConv(nn.Module):
+    """A bias-free Conv3d whose kernel is degenerate in time or in space, lowered as 2-D.
+
+    Same parameter as `nn.Conv` (name `kernel`, shape (kt, kh, kw, in, out), same init), so
+    checkpoints and the PyTorch importer do not see the difference. Input/output channels-last
+    [B, T, H, W, C].
+
+    Why (measured on a 2-core AVX2 machine, XLA CPU, jax 0.10): a 3-D convolution with a
+    (1,k,k) or (k,1,1) kernel is lowered as a generic 3-D convolution, slower than the
+    equivalent 2-D one in the forward pass and much slower in the gradients (the input gradient
+    of a strided (1,3,3) conv: 15x). And where a kernel is larger than its input (3x3 over
+    R(2+1)D-34's 2x2 last stage at 32x32 clips, 3 taps over 1-2 frames) XLA swaps the operands
+    into a convolution that runs as a naive loop: 1-2 s per conv of a 25 s train step. So:
+      kt == 1 (spatial; `conv3d` pads time by 0): a 2-D conv over [B*T, H, W, C];
+      kh == kw == 1 (temporal, no spatial padding): a 2-D conv with a (kt, 1) kernel over
+        [B, T, H*W, C] (a spatial stride is a strided slice first: 1x1 taps);
+      either of them with few output positions (< PATCHES_MAX_POSITIONS per image) or a kernel
+        larger than the input: explicit patches + one matmul (`_conv2d_patches`);
+      otherwise (a full 3-D kernel, unused by R(2+1)D) the 3-D conv itself.
+    All are the same linear map (tests/test_sa_tsp_fast_conv.py); `impl="conv3d"` keeps the
+    plain 3-D convolution (the reference).
+    """
+
+    features: int
+    kernel_size: tuple[int, int, int]
+    strides: tuple[int, int, int] = (1, 1, 1)
+    padding: Any = "VALID"  # "VALID" or ((pt, pt), (ph, ph), (pw, pw))
+    dtype: Any = jnp.float32
+    impl: str = "factorised"
+
+    @nn.compact
+    def __call__(self, x):
+        if self.impl not in CONV_IMPLS:
+            raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {self.impl!r}")
+        kt, kh, kw = self.kernel_size
+        st, sh, sw = self.strides
+        pad = ((0, 0),) * 3 if self.padding == "VALID" else tuple(map(tuple, self.padding))
+        kernel = self.param("kernel", conv_kernel_init, (kt, kh, kw, x.shape[-1], self.features),
+                            jnp.float32).astype(self.dtype)
+        x = x.astype(self.dtype)
+        b, t, h, w, c = x.shape
+
+        def conv2d(x4, k2, strides, padding):
+            out = [(n + p0 + p1 - k) // s + 1 for n, k, s, (p0, p1)
+                   in zip(x4.shape[1:3], k2.shape[:2], strides, padding)]
+            small = (out[0] * out[1] < PATCHES_MAX_POSITIONS
+                     or x4.shape[1] < k2.shape[0] or x4.shape[2] < k2.shape[1])
+            return (_conv2d_patches if small else _conv2d)(x4, k2, strides, padding)
+
+        if self.impl == "factorised" and kt == 1 and st == 1 and pad[0] == (0, 0):
+            y = conv2d(x.reshape(b * t, h, w, c), kernel[0], (sh, sw), pad[1:])
+            return y.reshape(b, t, *y.shape[1:])
+        if self.impl == "factorised" and kh == kw == 1 and pad[1:] == ((0, 0), (0, 0)):
+            if sh != 1 or sw != 1:
+                x = x[:, :, ::sh, ::sw]
+                h, w = x.shape[2:4]
+            y = conv2d(x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1), (pad[0], (0, 0)))
+            return y.reshape(b, y.shape[1], h, w, self.features)
+        return lax.conv_general_dilated(x, kernel, self.strides, pad,
+                                        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+
+
+def _conv(features: int, kernel, strides, padding, dtype, name: str,
+          impl: str = "factorised") -> FactorisedConv:
+    return FactorisedConv(features, tuple(kernel), tuple(strides), padding, dtype, impl,
+                          name=name)
 
 
 class Conv2Plus1D(nn.Module):
@@ -68,16 +154,17 @@ class Conv2Plus1D(nn.Module):
     bn_eps: float = TSP_BN_EPS
     bn_momentum: float = TSP_BN_TORCH_MOMENTUM
     dtype: Any = jnp.float32
+    conv_impl: str = "factorised"
 
     @nn.compact
     def __call__(self, x, train: bool):
         s = self.stride
         x = _conv(self.mid_planes, (1, 3, 3), (1, s, s), ((0, 0), (1, 1), (1, 1)), self.dtype,
-                  "spatial")(x)
+                  "spatial", self.conv_impl)(x)
         x = TorchBatchNorm(self.bn_momentum, self.bn_eps, self.dtype, name="mid_bn")(x, train)
         x = nn.relu(x)
         return _conv(self.out_planes, (3, 1, 1), (s, 1, 1), ((1, 1), (0, 0), (0, 0)), self.dtype,
-                     "temporal")(x)
+                     "temporal", self.conv_impl)(x)
 
 
 class BasicBlock(nn.Module):
@@ -89,6 +176,7 @@ class BasicBlock(nn.Module):
     bn_eps: float = TSP_BN_EPS
     bn_momentum: float = TSP_BN_TORCH_MOMENTUM
     dtype: Any = jnp.float32
+    conv_impl: str = "factorised"
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -97,7 +185,8 @@ class BasicBlock(nn.Module):
         mid2 = mid1 if self.midplane_rule == "torchvision" else midplanes(self.planes, self.planes)
         bn = lambda name: TorchBatchNorm(self.bn_momentum, self.bn_eps, self.dtype, name=name)
         conv = lambda mid, stride, name: Conv2Plus1D(
-            self.planes, mid, stride, self.bn_eps, self.bn_momentum, self.dtype, name=name
+            self.planes, mid, stride, self.bn_eps, self.bn_momentum, self.dtype, self.conv_impl,
+            name=name
         )
         shortcut = x
         y = nn.relu(bn("bn1")(conv(mid1, self.stride, "conv1")(x, train), train))
@@ -105,7 +194,7 @@ class BasicBlock(nn.Module):
         if self.stride != 1 or in_planes != self.planes:
             s = self.stride
             shortcut = _conv(self.planes, (1, 1, 1), (s, s, s), "VALID", self.dtype,
-                             "downsample")(x)
+                             "downsample", self.conv_impl)(x)
             shortcut = bn("downsample_bn")(shortcut, train)
         return nn.relu(y + shortcut.astype(y.dtype))
 
@@ -119,6 +208,8 @@ class R2Plus1D(nn.Module):
       stem_width: channels of the stem's spatial conv (torchvision hard-codes 45).
       midplane_rule: "tsp" (per conv) or "torchvision" (per block).
       dtype: compute dtype (bfloat16 for speed); parameters are always float32.
+      conv_impl: "factorised" (the degenerate 3-D convolutions as 2-D ones, faster on XLA CPU,
+        same parameters and numerics) or "conv3d" (plain 3-D convolutions, the reference).
     """
 
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
@@ -128,6 +219,7 @@ class R2Plus1D(nn.Module):
     bn_eps: float = TSP_BN_EPS
     bn_momentum: float = TSP_BN_TORCH_MOMENTUM
     dtype: Any = jnp.float32
+    conv_impl: str = "factorised"
 
     @property
     def feature_dim(self) -> int:
@@ -143,16 +235,17 @@ class R2Plus1D(nn.Module):
         bn = lambda name: TorchBatchNorm(self.bn_momentum, self.bn_eps, self.dtype, name=name)
         x = clips.astype(self.dtype)
         x = _conv(self.stem_width, (1, 7, 7), (1, 2, 2), ((0, 0), (3, 3), (3, 3)), self.dtype,
-                  "stem_spatial")(x)
+                  "stem_spatial", self.conv_impl)(x)
         x = nn.relu(bn("stem_spatial_bn")(x, train))
         x = _conv(self.widths[0], (3, 1, 1), (1, 1, 1), ((1, 1), (0, 0), (0, 0)), self.dtype,
-                  "stem_temporal")(x)
+                  "stem_temporal", self.conv_impl)(x)
         x = nn.relu(bn("stem_temporal_bn")(x, train))
         for stage, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
             for block in range(num_blocks):
                 stride = 2 if (stage > 0 and block == 0) else 1
                 x = BasicBlock(width, stride, self.midplane_rule, self.bn_eps, self.bn_momentum,
-                               self.dtype, name=f"layer{stage + 1}_{block}")(x, train)
+                               self.dtype, self.conv_impl,
+                               name=f"layer{stage + 1}_{block}")(x, train)
         # AdaptiveAvgPool3d(1) + flatten, accumulated in float32.
         return jnp.mean(x.astype(jnp.float32), axis=(1, 2, 3))
 
