@@ -50,13 +50,15 @@ ROWS2 = ("feature combination (SA-TSP + TSP)", "+ enlarged training set", "+ SCS
 ENCODERS = "Encoders (held-out clips)"
 
 _SIZES = {
-    # data set size, encoder (switches of configs/sa_tsp/synthetic.py), feature dimension,
-    # captioner epochs, SCST steps, default seeds and largest ensemble
-    "full": dict(data="demo", encoder="steps=300", dim=64, epochs=12, scst_steps=200,
-                 seeds=3, m=3, runlocal=""),
-    "quick": dict(data="demo", encoder="steps=100", dim=64, epochs=6, scst_steps=60,
-                  seeds=2, m=2, runlocal=""),
-    "tiny": dict(data="tiny", encoder="steps=4", dim=64, epochs=2, scst_steps=2,
+    # data set size, encoder (switches of configs/sa_tsp/synthetic.py), extraction (switches
+    # of configs/sa_tsp/extract_synthetic.py), feature dimension, captioner epochs, SCST steps,
+    # default seeds and largest ensemble
+    "full": dict(data="demo", encoder="steps=400", extract="stride=4", dim=64, epochs=12,
+                 scst_steps=200, seeds=3, m=3, runlocal=""),
+    "quick": dict(data="demo", encoder="steps=200", extract="stride=4", dim=64, epochs=6,
+                  scst_steps=60, seeds=2, m=2, runlocal=""),
+    "tiny": dict(data="tiny", encoder="steps=4", extract="stride=4", dim=64, epochs=2,
+                 scst_steps=2,
                  seeds=1, m=2, runlocal=",runlocal"),
 }
 
@@ -138,7 +140,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                             "key": ""}},
                 {"name": f"feat_{obj}_s{e}", "workdir": f"feat/{obj}_s{e}",
                  "config": f"configs/sa_tsp/extract_synthetic.py:root={data},"
-                           f"params={{workdir}}/enc/{obj}_s{e}/params"},
+                           f"params={{workdir}}/enc/{obj}_s{e}/params"
+                           f"{',' + s['extract'] if s['extract'] else ''}"},
                 *train_and_predict(f"t1_{obj}_s{e}", "gt", e, features((obj, e)),
                                    report={"table": TABLE1, "row": OBJECTIVE_NAMES[obj],
                                            "seed": e, "key": ""}),
