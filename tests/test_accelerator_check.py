@@ -134,6 +134,7 @@ def test_tiny_run_json_fields(tiny_run):
     r, _ = tiny_run
     assert r["tiny"] and r["backend"] == "cpu" and not r["accelerator"]
     assert r["peak_source"].startswith("measured") and r["peak_flops_per_device"] > 0
+    assert r["matmul_bf16_flops_per_device"] == r["peak_flops_per_device"]
     assert r["machine"]["xla_matmul_gflops"] > 0
     tr = r["encoder_train"]
     assert tr["status"] == "ok" and tr["variant"] == "small" and tr["clip"] == [4, 32, 32, 3]
