@@ -105,6 +105,30 @@ def test_train_clips_are_random_crops_and_flips_inside_the_segment(source):
     assert 0 < flips < 8  # both flipped and unflipped clips occur (seeded)
 
 
+def test_hflip_false_keeps_the_crops_and_never_mirrors(source):
+    """hflip=False (synthetic "Moving left" / "Moving right" labels): the same random crops
+    as with flips (the coin is still drawn), none of them mirrored."""
+    import dataclasses
+
+    def batches(cfg):
+        ds = tsp_train_dataset(source, cfg, seed=7, train=True, concept_fn=fx.toy_concepts,
+                               process_index=0, process_count=1)
+        it = iter(ds)
+        return [next(it) for _ in range(2)]
+
+    no_flip = batches(dataclasses.replace(CFG, hflip=False))
+    flip = batches(CFG)
+    mirrored = 0
+    for a, b in zip(no_flip, flip):
+        np.testing.assert_array_equal(a["element_id"], b["element_id"])
+        for j in range(4):
+            same = np.array_equal(a["clips"][j], b["clips"][j])
+            mirror = np.array_equal(a["clips"][j][:, :, ::-1], b["clips"][j])
+            assert same or mirror  # the same crop position
+            mirrored += not same
+    assert mirrored > 0  # the flipped run did mirror some of these crops
+
+
 def test_two_hosts_see_disjoint_halves(source):
     train = [np.concatenate([b["element_id"] for b in _dataset(
         source, train=True, num_epochs=1, process_index=h, process_count=2)]) for h in (0, 1)]

@@ -39,12 +39,14 @@ def center_crop_offsets(h: int, w: int, crop: int) -> tuple[int, int]:
     return int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
 
 
-def crop_and_flip(frames: np.ndarray, crop: int, train: bool, rng: np.random.Generator | None
-                  ) -> np.ndarray:
+def crop_and_flip(frames: np.ndarray, crop: int, train: bool, rng: np.random.Generator | None,
+                  hflip: bool = True) -> np.ndarray:
     """uint8 [T, H, W, 3] -> uint8 [T, crop, crop, 3].
 
-    train: flip with probability 0.5, then a uniformly random crop position (TSP order);
-    eval: center crop, no flip.
+    train: flip with probability 0.5 (only if `hflip`), then a uniformly random crop position
+    (TSP order); eval: center crop, no flip. `hflip=False` is for label sets where left and
+    right differ (the synthetic "Moving left" / "Moving right": a mirrored clip shows the other
+    class under the same label); the coin is still drawn, so the crops are the same either way.
     """
     t, h, w, _ = frames.shape
     if train:
@@ -52,7 +54,7 @@ def crop_and_flip(frames: np.ndarray, crop: int, train: bool, rng: np.random.Gen
             raise ValueError("train transform needs an rng")
         if crop > h or crop > w:
             raise ValueError(f"crop {crop} larger than frames {h}x{w}")
-        flip = rng.random() < 0.5
+        flip = (rng.random() < 0.5) and hflip
         top = int(rng.integers(0, h - crop + 1))
         left = int(rng.integers(0, w - crop + 1))
         out = frames[:, top:top + crop, left:left + crop]

@@ -56,6 +56,8 @@ class TspInputConfig:
     shards [frames/s] (checked). clips_per_segment: clips per segment per epoch (TSP: 5).
     resize: (H, W) frames are brought to before cropping (TSP: 128x171; the shard writer
     normally stores this size already). crop: square crop side (TSP: 112).
+    hflip: random horizontal flips in training (TSP: True). False where the labels see left
+    and right (the synthetic data set's "Moving left" / "Moving right").
     num_concepts: size C of the concept vocabulary (0: no `concepts` key).
     concept_rule: overlap rule passed to `clip_concept_targets`.
     read_threads / prefetch_buffer: Grain ReadOptions for the thread prefetch.
@@ -67,6 +69,7 @@ class TspInputConfig:
     clips_per_segment: int = 5
     resize: tuple[int, int] = (128, 171)
     crop: int = 112
+    hflip: bool = True
     mean: tuple[float, float, float] = TSP_MEAN
     std: tuple[float, float, float] = TSP_STD
     num_concepts: int = 0
@@ -178,7 +181,8 @@ class _ClipLoader:
         start = math.ceil(t_clip * cfg.fps - 1e-6)
         start = max(0, min(start, num_frames - cfg.clip_length))
         frames = decode_clip(record.frames, start, cfg.clip_length, cfg.resize)
-        clip = normalize(crop_and_flip(frames, cfg.crop, self.train, rng), cfg.mean, cfg.std)
+        clip = normalize(crop_and_flip(frames, cfg.crop, self.train, rng, cfg.hflip),
+                         cfg.mean, cfg.std)
         out = {
             "clips": clip,
             "action_label": np.int32(t.action[row] if valid else IGNORE_INDEX),
