@@ -297,8 +297,9 @@ def measured_matmul_peak(n: int, dtype, steps: int = 5) -> float:
 
 
 # ----------------------------------------------------------------------------- parts
-def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
-    """The trainer's train step and the extraction forward. Returns (train, extract) dicts."""
+def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype, conv_impl: str = "") -> tuple[dict, dict]:
+    """The trainer's train step and the extraction forward. Returns (train, extract) dicts.
+    `conv_impl`: the backbone's convolution lowering ("" = the model's default)."""
     from data_prep.infra import mesh as mesh_lib
     from sa_tsp_jax import optim, train
     from sa_tsp_jax.losses.pretrain_loss import PretrainLossConfig
@@ -306,8 +307,10 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
     from sa_tsp_jax.models.r2plus1d import make_backbone
 
     n_dev = mesh.devices.size
-    model = SATSPModel(make_backbone(sizes.variant, dtype=dtype), num_actions=sizes.num_actions,
-                       num_concepts=sizes.num_concepts, use_gvf=True)
+    overrides = {"conv_impl": conv_impl} if conv_impl else {}
+    model = SATSPModel(make_backbone(sizes.variant, dtype=dtype, **overrides),
+                       num_actions=sizes.num_actions, num_concepts=sizes.num_concepts,
+                       use_gvf=True)
     tx = optim.make_optimizer(optim.OptimConfig(warmup_epochs=0.0), steps_per_epoch=100)
     feat = model.backbone.feature_dim
     clip_shape = (*sizes.clip, 3)
@@ -371,6 +374,7 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype) -> tuple[dict, dict]:
                             fixed_bytes=2 * state_bytes)
     g = b * n_dev
     train_out = {"variant": sizes.variant, "clip": list(clip_shape),
+                 "conv_impl": getattr(model.backbone, "conv_impl", None),
                  "compute_dtype": jnp.dtype(dtype).name, "param_dtype": "float32",
                  "batch_per_device": b, "global_batch": g, "compile_s": compile_s[b],
                  "clips_per_s": g / r["seconds_per_step"],
@@ -640,6 +644,9 @@ def main(argv=None) -> int:
                    "captioner, input_pipeline, correctness")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
                    help="encoder compute dtype (parameters are float32 either way)")
+    p.add_argument("--conv-impl", default="",
+                   help="R(2+1)D convolution lowering (sa_tsp_jax.models.r2plus1d.CONV_IMPLS; "
+                   "default: the model's)")
     p.add_argument("--budget-s", type=float, default=540.0,
                    help="wall-clock budget; parts that would start after it are skipped")
     p.add_argument("--cpu-self-check", action="store_true",
@@ -704,7 +711,7 @@ def main(argv=None) -> int:
         print(msg)
 
     def encoder():
-        tr, ex = encoder_parts(sizes, mesh, peak, limit, jnp.dtype(args.dtype))
+        tr, ex = encoder_parts(sizes, mesh, peak, limit, jnp.dtype(args.dtype), args.conv_impl)
         result["encoder_extract"] = dict(ex, status="ok")
         return tr
 
@@ -714,7 +721,7 @@ def main(argv=None) -> int:
         tr = run_part("encoder_train", result, budget, 60, encoder)
         if tr:
             print(f"[encoder_train] {sizes.variant} {'x'.join(map(str, sizes.clip))} "
-                  f"{tr['compute_dtype']}: "
+                  f"{tr['compute_dtype']} (conv {tr['conv_impl']}): "
                   f"{tr['clips_per_s']:.2f} clips/s (batch {tr['global_batch']}), "
                   f"{_fmt(tr['tflops'], '.3f')} TFLOP/s, MFU {_fmt(tr['mfu'], '.1f', 100, '%')}"
                   f", compile {tr['compile_s']:.0f} s"

@@ -140,6 +140,7 @@ def test_tiny_run_json_fields(tiny_run):
     assert tr["status"] == "ok" and tr["variant"] == "small" and tr["clip"] == [4, 32, 32, 3]
     assert tr["global_batch"] == 4  # the largest of the tiny candidates (4, 2)
     assert tr["compute_dtype"] == "float32" and tr["param_dtype"] == "float32"
+    assert isinstance(tr["conv_impl"], str)  # the model's default lowering
     assert tr["loss_finite"] and tr["clips_per_s"] > 0
     assert tr["tflops"] > 0 and 0 < tr["mfu"] and tr["flops_per_clip"] > 0
     ex = r["encoder_extract"]
@@ -162,7 +163,7 @@ def test_tiny_run_skip_messages(tiny_run):
     for key in ("correctness", "mfu_vs_device_peak"):
         assert r["skipped"][key].startswith(ac.SKIP_NO_ACCELERATOR)
     assert f"[correctness] {ac.SKIP_NO_ACCELERATOR}" in stdout
-    assert "[encoder_train] small 4x32x32 float32:" in stdout
+    assert "[encoder_train] small 4x32x32 float32 (conv " in stdout
     assert "host cores" in stdout
 
 
