@@ -133,9 +133,9 @@ class Classifier(nn.Module):
         return nn.Dense(self.num_classes, name="action_head")(self.backbone(clips, train))
 
 
-def project_workloads(variant, train_batch_np, extract_np, sd):
-    """(train_step_fn, extract_fn) zero-argument callables that block on their result."""
-    backbone = make_backbone(variant)
+def project_workloads(variant, train_batch_np, extract_np, sd, conv_impl="factorised"):
+    """(train_step_fn, extract_fn, features) for the project's backbone with `conv_impl`."""
+    backbone = make_backbone(variant, conv_impl=conv_impl)
     model = Classifier(backbone, NUM_CLASSES)
     clips, labels = train_batch_np
     if sd is not None:
@@ -216,6 +216,9 @@ def main(argv=None) -> None:
     p.add_argument("--workloads", default="train,extract")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per side (median)")
     p.add_argument("--no_torch", action="store_true", help="project figures only")
+    p.add_argument("--also_conv3d", action="store_true",
+                   help="also time the project with plain 3-D convolutions (conv_impl='conv3d', "
+                        "the lowering before the factorised one), interleaved with the others")
     p.add_argument("--json_out", default="", help="append the BENCH_JSON lines to this .jsonl")
     args = p.parse_args(argv)
 
@@ -246,6 +249,11 @@ def main(argv=None) -> None:
             sd = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
         p_train, p_extract, p_feat = project_workloads(args.variant, (clips, labels), clips, sd)
         cands = {"train": {"project": p_train}, "extract": {"project": p_extract}}
+        if args.also_conv3d:
+            r_train, r_extract, _ = project_workloads(args.variant, (clips, labels), clips, sd,
+                                                      conv_impl="conv3d")
+            cands["train"]["project_conv3d"] = r_train
+            cands["extract"]["project_conv3d"] = r_extract
         if net is not None:
             o_train, o_extract = torch_workloads(torch, net, (clips, labels), clips)
             feat = o_extract().numpy()
@@ -258,16 +266,20 @@ def main(argv=None) -> None:
             proj = b / times["project"]
             orig = b / times["original"] if "original" in times else None
             r = ratio(times.get("original"), times["project"])
+            c3 = b / times["project_conv3d"] if "project_conv3d" in times else None
             print(f"{args.variant} {w:>7} {b}x3x{t}x{s}x{s}: project {proj:.3f} clips/s"
+                  + (f" (plain 3-D convs: {c3:.3f})" if c3 is not None else "")
                   + (f", original (torch) {orig:.3f} clips/s, ratio {r:.2f}x"
                      if orig is not None else ""), flush=True)
-            emit({"bench": f"encoder_{w}", "variant": args.variant,
-                  "shape": f"{b}x3x{t}x{s}x{s}", "batch": b,
-                  "project_clips_per_s": round(proj, 4),
-                  "original_clips_per_s": None if orig is None else round(orig, 4),
-                  "ratio": None if r is None else round(r, 3), "threads": threads,
-                  "repeats": args.repeats, "machine": info},
-                 json_out=args.json_out or None)
+            record = {"bench": f"encoder_{w}", "variant": args.variant,
+                      "shape": f"{b}x3x{t}x{s}x{s}", "batch": b,
+                      "project_clips_per_s": round(proj, 4),
+                      "original_clips_per_s": None if orig is None else round(orig, 4),
+                      "ratio": None if r is None else round(r, 3), "threads": threads,
+                      "repeats": args.repeats, "machine": info}
+            if c3 is not None:
+                record["project_conv3d_clips_per_s"] = round(c3, 4)
+            emit(record, json_out=args.json_out or None)
 
 
 if __name__ == "__main__":
