@@ -23,7 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.slow_path import slow_score_captions  # noqa: E402
 from benchmarks.synthetic_submission import make_submission  # noqa: E402
 from captioner_jax.evaluation.dense_captioning import score_captions  # noqa: E402
-from captioner_jax.evaluation.meteor import MeteorProcess  # noqa: E402
+from captioner_jax.evaluation.meteor import (  # noqa: E402
+    MeteorPool,
+    MeteorProcess,
+    default_num_jars,
+)
 from captioner_jax.evaluation.submission import load_references, load_submission  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
@@ -54,15 +58,19 @@ def main() -> None:
           f"references: {len(args.references)} files; version {args.version}")
 
     t0 = time.perf_counter()
-    meteor = MeteorProcess()
+    # As `evaluate_submission` runs it: one jar per core for a big submission; no
+    # reference-token cache here (benchmarks/evaluate_vs_official.py measures that too).
+    jars = [MeteorProcess() for _ in range(default_num_jars(n_pred))]
+    meteor = MeteorPool(jars)
     fast = score_captions(sub, files, version=args.version, meteor=meteor)
     t_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
     score_captions(sub, files, version=args.version, meteor=meteor)
     t_warm = time.perf_counter() - t0
-    meteor.close()
-    print(f"fast path: {t_cold:.1f} s cold (incl. METEOR start), {t_warm:.1f} s warm; "
-          f"{fast['num_pairs']} (video, tIoU) caption pairs")
+    for jar in jars:
+        jar.close()
+    print(f"fast path ({len(jars)} METEOR jar(s)): {t_cold:.1f} s cold (incl. METEOR start), "
+          f"{t_warm:.1f} s warm; {fast['num_pairs']} (video, tIoU) caption pairs")
     keys = [k for k in fast if isinstance(fast[k], float)]
     print("  " + "  ".join(f"{k} {fast[k]:.4f}" for k in keys))
     if args.skip_slow:

@@ -6,6 +6,7 @@ Public API:
                       para_references, lenient, official_inputs, hash_seed) -> dict
   CiderD: corpus CIDEr-D with precomputed document frequencies (SCST rewards).
   MeteorProcess / get_meteor(): one long-lived METEOR jar; `.pair_scores(hyps, refs)`.
+  MeteorPool / get_meteor_pool(n): n jars serving as one (pairs split between them).
   ptb_tokenize(sentences) -> list[str]: pycocoevalcap's PTB tokenization of one document
     (one line per sentence; the lexer looks ahead across lines).
   ptb_tokenize_documents(documents) -> list[list[str]]: the same for many documents, each
@@ -13,16 +14,18 @@ Public API:
 """
 from captioner_jax.evaluation.api import evaluate_submission
 from captioner_jax.evaluation.cider import CiderD
-from captioner_jax.evaluation.meteor import MeteorProcess, get_meteor
+from captioner_jax.evaluation.meteor import MeteorPool, MeteorProcess, get_meteor, get_meteor_pool
 from captioner_jax.evaluation.submission import SubmissionError
 from captioner_jax.evaluation.text import ptb_tokenize, ptb_tokenize_documents, remove_nonascii
 
 __all__ = [
     "CiderD",
+    "MeteorPool",
     "MeteorProcess",
     "SubmissionError",
     "evaluate_submission",
     "get_meteor",
+    "get_meteor_pool",
     "ptb_tokenize",
     "ptb_tokenize_documents",
     "remove_nonascii",

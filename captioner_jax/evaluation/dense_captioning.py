@@ -7,10 +7,13 @@ computed differently:
     calls give it (the lexer looks ahead across lines): per threshold one document of
     prediction lines and one of reference lines, one line per pair in the official order
     (videos, then predictions in file order, then reference files and segments), so a
-    prediction matched to k segments is k lines in a row; each distinct context once;
+    prediction matched to k segments is k lines in a row; each distinct context once, and
+    reference-line contexts remembered across evaluations (`token_cache`, on disk, keyed by
+    the references' content and the tokenizer version);
   * every distinct (hypothesis, reference) token pair is scored once for all thresholds:
-    BLEU statistics and ROUGE-L vectorized in numpy, METEOR statistics in one pipelined
-    request to one long-lived jar; per (video, threshold) the BLEU statistics are summed,
+    BLEU statistics and ROUGE-L vectorized in numpy, METEOR statistics in pipelined
+    requests to long-lived jars (one per core for big evaluations, `meteor.MeteorPool`);
+    per (video, threshold) the BLEU statistics are summed,
     ROUGE-L averaged, and METEOR aggregated by the jar (`EVAL` of the group's statistics,
     summed beforehand as the jar sums them, see `meteor.group_stats`), exactly as the official
     scorers do per video;

@@ -1,4 +1,4 @@
-"""METEOR 1.5 through ONE long-lived `java -jar meteor-1.5.jar -stdio` process.
+"""METEOR 1.5 through long-lived `java -jar meteor-1.5.jar -stdio` processes.
 
 The official evaluator uses pycocoevalcap's `Meteor` wrapper: for every (hypothesis,
 references) pair it writes `SCORE ||| ref_1 ||| ... ||| ref_k ||| hyp` and reads back a line of
@@ -8,7 +8,9 @@ segment scores). We send byte-identical lines (same jar, same flags `-l en -norm
 same hypothesis cleaning) so the numbers are the jar's own, but:
 
 * one process serves a whole evaluation (and every later one in the same Python process;
-  `get_meteor()` returns the shared instance, closed at interpreter exit);
+  `get_meteor()` returns the shared instance, closed at interpreter exit); a big evaluation
+  splits its pairs over one jar per core (`MeteorPool`, `get_meteor_pool`): a pair's
+  statistics line depends on that request alone, so the lines are the same;
 * requests are pipelined: a writer thread streams all lines while the caller reads the
   answers, instead of one round trip per pair;
 * a group's aggregate (`aggregates`) is asked for with ONE statistics line, the group's
