@@ -58,3 +58,114 @@ def write_attribute_features(events_json: str, out_dir: str, *, step_s: float = 
         np.save(buf, feats)
         atomic_write_bytes(os.path.join(out_dir, f"{vid}.npy"), buf.getvalue())
     return dim
+
+
+# ----------------------------------------------------------------------------- encoder probe
+PROBED = ("action", "count", "size", "color", "shape", "speed")
+
+
+def clip_features_and_attributes(params_dir: str, shard_glob: str, events_json: str,
+                                 clips_per_segment: int = 2, batch_size: int = 32,
+                                 max_clips: int = 0):
+    """Backbone features of evenly spaced clips of every action segment, with the attributes
+    of the segment's event.
+
+    Clips: the validation sampling of the TSP pipeline (center crop, the export's geometry).
+    Returns (features float32 [N, D], {attribute: int [N]}, {attribute: list of values}).
+    """
+    import glob
+
+    import jax
+
+    from data_prep.pipelines.source import ClipShardSource
+    from data_prep.pipelines.tsp_pipeline import (
+        SegmentClipTable,
+        TspInputConfig,
+        tsp_train_dataset,
+    )
+    from sa_tsp_jax import export
+
+    with open(events_json, encoding="utf-8") as f:
+        videos = json.load(f)["videos"]
+    values = {a: sorted({str(e[a]) for v in videos.values() for e in v["events"]})
+              for a in PROBED}
+    model, variables = export.load_encoder(params_dir)
+    geometry = export.load_geometry(params_dir)
+    cfg = TspInputConfig(batch_size=batch_size, clip_length=geometry.clip_length,
+                         fps=geometry.fps, clips_per_segment=clips_per_segment,
+                         resize=tuple(geometry.resize), crop=geometry.crop, read_threads=2,
+                         prefetch_buffer=2)
+    source = ClipShardSource(sorted(glob.glob(shard_glob)))
+    table = SegmentClipTable(source, cfg.clip_length, cfg.fps, cfg.clips_per_segment)
+    fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    feats, labels = [], {a: [] for a in PROBED}
+    for batch in tsp_train_dataset(source, cfg, seed=0, train=False, table=table,
+                                   process_index=0, process_count=1):
+        out = np.asarray(fwd(variables, batch["clips"]))
+        for j in np.flatnonzero(batch["valid"] & (batch["action_label"] >= 0)):
+            row = int(batch["element_id"][j])
+            video = videos[str(batch["video_id"][j])]
+            t0, t1 = table.t_start[row], table.t_end[row]
+            # The segment is one event's [start, end] (TSP ground truth rows = events).
+            event = min(video["events"], key=lambda e: abs(e["start"] - t0) + abs(e["end"] - t1))
+            feats.append(out[j])
+            for a in PROBED:
+                labels[a].append(values[a].index(str(event[a])))
+        if max_clips and len(feats) >= max_clips:
+            break
+    return (np.stack(feats).astype(np.float32),
+            {a: np.asarray(v, np.int32) for a, v in labels.items()}, values)
+
+
+def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                          test_y: np.ndarray, num_classes: int, l2: float = 1e-3,
+                          steps: int = 500, lr: float = 0.5) -> float:
+    """Accuracy on (test_x, test_y) of a softmax regression fitted on standardised train
+    features by full-batch gradient descent (numpy; deterministic)."""
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    xs = [(x - mu) / sd for x in (train_x, test_x)]
+    w = np.zeros((train_x.shape[1], num_classes))
+    b = np.zeros(num_classes)
+    onehot = np.eye(num_classes)[train_y]
+    for _ in range(steps):
+        logits = xs[0] @ w + b
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        g = (p - onehot) / len(train_y)
+        w -= lr * (xs[0].T @ g + l2 * w)
+        b -= lr * g.sum(0)
+    return float(np.mean((xs[1] @ w + b).argmax(1) == test_y))
+
+
+def probe_encoders(encoders: dict[str, str], shards_dir: str, events_json: str) -> dict:
+    """{name: params_dir} -> {name: {attribute: held-out probe accuracy}} plus "chance"
+    (the most frequent training value, scored on the held-out clips)."""
+    out = {}
+    for name, params_dir in encoders.items():
+        tr_x, tr_y, values = clip_features_and_attributes(
+            params_dir, f"{shards_dir}/train-*.tfrecord", events_json)
+        te_x, te_y, _ = clip_features_and_attributes(
+            params_dir, f"{shards_dir}/val-*.tfrecord", events_json)
+        out[name] = {a: round(linear_probe_accuracy(tr_x, tr_y[a], te_x, te_y[a],
+                                                    len(values[a])), 3) for a in PROBED}
+        out["chance"] = {a: round(float(np.mean(te_y[a] == np.bincount(tr_y[a]).argmax())), 3)
+                         for a in PROBED}
+        out["clips"] = {"train": len(tr_x), "held_out": len(te_x)}
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Linear probes of encoder features: which event attributes (action, count, "
+                    "size, colour, shape, speed) each pretraining objective's features carry, "
+                    "on held-out clips.")
+    parser.add_argument("--shards", required=True, help="folder with train-*/val-* shards")
+    parser.add_argument("--events", required=True, help="synthetic_events.json")
+    parser.add_argument("encoders", nargs="+", help="name=params_dir (sa_tsp_train exports)")
+    args = parser.parse_args()
+    result = probe_encoders(dict(e.split("=", 1) for e in args.encoders), args.shards,
+                            args.events)
+    print(json.dumps(result, indent=1))

@@ -33,7 +33,7 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(root, **overrides):
-    c = synthetic.get_config(f"root={root},steps={STEPS}")
+    c = synthetic.get_config(f"root={root},steps={STEPS},fps=15")
     c.gvf_path = str(root / "gvf.h5")
     c.model.use_gvf = True
     c.model.num_actions = 3

@@ -41,7 +41,7 @@ def test_stage_writes_split_shards_and_resumes(synthetic_dataset, tmp_path):
     assert len(src) == 8
     for i, vid in enumerate(src.video_ids):
         lab = expected[vid]
-        assert abs(src.num_frames[i] - lab.duration * 15) <= 1  # 15 fps, native 64x64
+        assert abs(src.num_frames[i] - lab.duration * config.fps) <= 1  # 7.5 fps, native 64x64
         assert src.entry(i)["height"] == 64 and src.entry(i)["width"] == 64
         np.testing.assert_array_equal(src.labels(i).segments, lab.segments)
         np.testing.assert_array_equal(src.labels(i).action_labels, lab.action_labels)

@@ -7,14 +7,17 @@ Reads `{root}/videos/*.mp4`, `{root}/tsp/{train,valid}_tsp_groundtruth.csv`,
 `{root}/captions/{train,val_1}.json` and the concept vocabulary of the text_vocab stage
 (`{root}/text/concepts.json`), and writes `{workdir}/{train,val}-SSSSS-of-NNNNN.tfrecord`
 with `.index.json` files and `{split}_report.json` (skipped videos). Frames are stored at
-15 fps; the synthetic videos keep their native size (64x64; SA-TSP synthetic configs crop
-56) unless `resize=` is given.
+7.5 fps (the videos are 15 fps): the synthetic encoder's 8-frame clips then span 1.07 s, as
+TSP's 16 frames at 15 fps, which the slow motions need (see configs/sa_tsp/synthetic.py).
+The synthetic videos keep their native size (64x64; the SA-TSP synthetic config resizes on
+decode) unless `resize=` is given.
 
 Switches (comma-separated key=value):
   root=DIR        data set root (default data/synthetic)
   shards=N        shards per split (default 4)
   workers=N       decode processes (default 2; 0 = in the launching process)
   resize=S | HxW  shorter side S or fixed HxW (default: keep); e.g. resize=128x171 (TSP)
+  fps=X           stored frame rate (default 7.5; must equal the encoder config's input.fps)
   concepts=PATH   concept vocabulary JSON (default {root}/text/concepts.json)
   runlocal        4 videos per split, 1 shard, no worker processes
 """
@@ -34,7 +37,7 @@ def _resize(value: str):
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    sw = parse_arg(arg, root="data/synthetic", shards=4, workers=2, resize="",
+    sw = parse_arg(arg, root="data/synthetic", shards=4, workers=2, resize="", fps=7.5,
                    concepts="text/concepts.json", runlocal=False)
     runlocal = sw.runlocal
     root = sw.root
@@ -46,8 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.video_dir = "videos"
     c.concept_vocab = sw.concepts
     c.action_label_mapping = "tsp/action_label_mapping.json"
-    c.fps = 15.0  # TSP clips: 16 frames at 15 fps
-    c.clip_length = 16  # frames; segments shorter than one clip are dropped (TSP)
+    c.fps = sw.fps
+    # Frames; segments shorter than one clip are dropped (TSP). 8 frames at 7.5 fps = 1.07 s,
+    # the segment length TSP's 16 frames at 15 fps keep.
+    c.clip_length = 8
     c.resize = _resize(sw.resize)  # () keeps the native size
     c.jpeg_quality = 90
     # True: skip truncated videos and videos shorter than one clip (default: keep, report).

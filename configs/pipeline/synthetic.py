@@ -28,7 +28,7 @@ from configs.common import one_of, parse_arg, run_block
 
 _SIZES = {
     # data set size, encoder steps, captioner epochs, SCST steps, evaluation cadence
-    "demo": dict(data="demo", sa_tsp_steps=300, epochs=12, scst_steps=300, runlocal=""),
+    "demo": dict(data="demo", sa_tsp_steps=400, epochs=12, scst_steps=300, runlocal=""),
     "tiny": dict(data="tiny", sa_tsp_steps=6, epochs=2, scst_steps=4, runlocal=",runlocal"),
 }
 
@@ -72,7 +72,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
          "config": f"configs/sa_tsp/synthetic.py:root={data},concept_vocab={concepts},"
                    f"steps={s['sa_tsp_steps']}"},
         {"name": "features", "workdir": "features_sa_tsp",
-         "config": f"configs/sa_tsp/extract_synthetic.py:root={data},"
+         # Stride 4 frames of the 7.5 fps shards: one feature per 0.53 s.
+         "config": f"configs/sa_tsp/extract_synthetic.py:root={data},stride=4,"
                    "params={workdir}/sa_tsp/params"},
         {"name": "captioner", "workdir": "captioner", "config": captioner},
         {"name": "predict", "workdir": "captioner", "config": f"{captioner},predict",
