@@ -22,7 +22,9 @@ infer: greedy captions of every query (30 tokens each, the original's loop never
 
 Favourable to the original (so the ratios are lower bounds against PDVC itself): its caption
 sampler's value projection is computed once per call; PDVC recomputes it at every word.
-Threads: torch uses `--threads` (default: all cores), XLA its default pool (all cores).
+Threads: by default torch and XLA each use all cores; `--threads 1` makes both single-threaded
+(torch.set_num_threads(1), XLA without its Eigen thread pool): on a machine shared with other
+jobs, torch's spinning worker threads lose far more than XLA's, which inflates the ratios.
 """
 from __future__ import annotations
 
@@ -221,9 +223,16 @@ def main():
     parser.add_argument("--phases", default="train,infer")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--words", type=int, default=13, help="words per caption")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="0: torch and XLA use all cores; 1: both single-threaded (fairer "
+                             "on a machine shared with other jobs)")
     parser.add_argument("--json-out", default="", help="append the BENCH_JSON lines here")
     args = parser.parse_args()
+    if args.threads == 1:  # read when the XLA CPU backend starts (the first JAX call below)
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_"
+                                   "eigen=false intra_op_parallelism_threads=1").strip()
+    elif args.threads:
+        parser.error("--threads is 0 (all cores) or 1")
     enable_compilation_cache()
     try:
         import torch
@@ -306,6 +315,7 @@ def main():
                 "original_videos_s": round(pdvc_videos_s[phase], 3)
                 if phase in pdvc_videos_s else None,
                 "ratio": round(ratio(orig_s, times["project"]), 2) if orig_s else None,
+                "threads": args.threads or os.cpu_count(),
                 "videos_s_ratio": round(vs_ratio, 2) if vs_ratio else None,
                 "machine": info,
             }, args.json_out or None)

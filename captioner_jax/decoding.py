@@ -246,6 +246,12 @@ def caption_token_logprobs(
         return jax.lax.cond(step < needed, run, skip, state)
 
     zeros = jnp.zeros((b, groups * e, model.rnn_size), jnp.float32)
+    # Under autodiff, whatever a `cond` branch reads becomes a per-step residual of the scan,
+    # the loop-invariant weights included (stacked T-1 times); `checkpoint` keeps them
+    # invariant. The policy saves the matmul outputs, so the backward pass recomputes only
+    # the cheap elementwise work. (The same for the projection blocks below.)
+    saved = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    body = jax.checkpoint(body, policy=saved)
     _, hs = jax.lax.scan(body, (zeros, zeros), (step_ids, gates))  # [T-1, B, G*E, R]
     if train:  # PDVC: dropout on the LSTM output before the logit; one mask per group, step
         def drop(h, key):
@@ -279,7 +285,7 @@ def caption_token_logprobs(
         return jax.lax.cond(block * chunk < count, run,
                             lambda h: jnp.zeros(h.shape[:1], jnp.float32), h_block)
 
-    sorted_logp = jax.lax.map(project, (
+    sorted_logp = jax.lax.map(jax.checkpoint(project, policy=saved), (
         jnp.arange(blocks, dtype=jnp.int32),
         hs[order].reshape(blocks, chunk, -1),
         targets[order].reshape(blocks, chunk)))

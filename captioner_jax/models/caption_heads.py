@@ -135,6 +135,8 @@ class CaptionCell(nn.Module):
 #     interpolation weights of the two neighbours sum to 1, so ctx2att(sample(values)) ==
 #     sample(ctx2att(values)); projecting the S memory positions once replaces projecting
 #     E x L x P samples at every step (PDVC: 160 rows x 512 x 512 per step at ActivityNet size);
+#   * sampling as dense products with per-level interpolation matrices (no gathers; the
+#     attention-weighted sum of the values folded into one product per level);
 #   * the event feature's parts of the LSTM input and of the sampling offsets (constant over
 #     time), and, when the words are known (teacher forcing), the word part of the LSTM input
 #     for all steps in one matmul;
@@ -174,8 +176,10 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
     b, s, _ = values.shape
     values = values.reshape(b, s, h, d // h)[:, : sum(lengths)]  # [B, S', H, Dh]
     projected = values @ p["ctx2att"]["kernel"] + p["ctx2att"]["bias"]  # [B, S', H, A]
-    # One gather table per video and head: [B, H, S', Dh + A].
-    ctx["table"] = jnp.transpose(jnp.concatenate([values, projected], -1), (0, 2, 1, 3))
+    starts = [sum(lengths[:i]) for i in range(lv)]
+    # Per level: the values [B, T_l, H, Dh] and their ctx2att projections [B, T_l, H, A].
+    ctx["values"] = [values[:, st:st + n] for st, n in zip(starts, lengths)]
+    ctx["projected"] = [projected[:, st:st + n] for st, n in zip(starts, lengths)]
     w_off = sp["sampling_offsets"]["kernel"]  # [R + D, H*L*P] (query = [h, event])
     ctx["offsets_event"] = event_feats @ w_off[r:] + sp["sampling_offsets"]["bias"]
     ctx["gates_event"] = event_feats @ w_ih[w + d:]  # [B, E, 4R]
@@ -189,33 +193,22 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
     return ctx
 
 
-def _border_gather(table: Array, locations: Array, lengths: Sequence[int]) -> Array:
-    """table [B, H, S', C]; locations [B, E, H, L, P] -> [B, E, H, L, P, C] (PDVC caption
-    sampler: linear interpolation, border padding; the same arithmetic as `sample_levels`,
-    with all levels read by one gather per neighbour)."""
-    b, e, h, lv, p = locations.shape
-    starts, i0s, i1s, w0s, w1s = 0, [], [], [], []
+def _border_mix(locations: Array, lengths: Sequence[int]) -> list[Array]:
+    """locations [B, E, H, L, P] -> per level the interpolation weights [B, E, H, P, T_l] of
+    PDVC's caption sampler (linear, border padding: the arithmetic of `sample_levels`), so
+    that sampling is a dense product with the level's memory (gathers, and in training their
+    scatter-add, cost far more than these small products on CPU)."""
+    mixes = []
     for level, length in enumerate(lengths):
         x = jnp.clip(locations[..., level, :] * length - 0.5, 0.0, length - 1.0)
         x0 = jnp.floor(x)
-        frac = x - x0
-        i0 = x0.astype(jnp.int32)
-        i1 = i0 + 1
-        w0s.append(jnp.where(i0 < length, 1.0 - frac, 0.0))
-        w1s.append(jnp.where(i1 < length, frac, 0.0))
-        i0s.append(jnp.clip(i0, 0, length - 1) + starts)
-        i1s.append(jnp.clip(i1, 0, length - 1) + starts)
-        starts += length
-    c = table.shape[-1]
-
-    def gather(idx):  # [B, E, H, L, P] -> [B, E, H, L, P, C]
-        flat = jnp.transpose(idx, (0, 2, 1, 3, 4)).reshape(b, h, e * lv * p, 1)
-        got = jnp.take_along_axis(table, flat, axis=2).reshape(b, h, e, lv, p, c)
-        return jnp.transpose(got, (0, 2, 1, 3, 4, 5))
-
-    w0 = jnp.stack(w0s, axis=3)[..., None].astype(table.dtype)
-    w1 = jnp.stack(w1s, axis=3)[..., None].astype(table.dtype)
-    return gather(jnp.stack(i0s, axis=3)) * w0 + gather(jnp.stack(i1s, axis=3)) * w1
+        frac = (x - x0)[..., None]
+        i0 = x0.astype(jnp.int32)[..., None]
+        steps = jnp.arange(length, dtype=jnp.int32)
+        # i0 + 1 == T_l (weight 0) matches no step, as the border padding reads it.
+        mixes.append(jnp.where(i0 == steps, 1.0 - frac, 0.0)
+                     + jnp.where(i0 + 1 == steps, frac, 0.0))
+    return mixes
 
 
 def word_gates(ctx: dict, words: Array) -> Array:
@@ -249,13 +242,20 @@ def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
             locations = jnp.where(ctx["is_point"][:, :, None, None, None], point, box)
         else:
             locations = sampling_locations_from_reference(ctx["refs"], offsets, lengths, p)
-        got = _border_gather(ctx["table"], locations, lengths)  # [B, E, H, L, P, Dh + A]
-        got = got.reshape(b, e, heads, lv * p, got.shape[-1])
-        dh = got.shape[-1] - a
-        sampled, projected = got[..., :dh], got[..., dh:]
+        mixes = _border_mix(locations, lengths)  # per level [B, E, H, P, T_l]
+        # The sampled keys ctx2att(sample) == sample(ctx2att(values)): [B, E, H, L*P, A].
+        projected = jnp.concatenate([
+            jnp.einsum("behpt,bthc->behpc", mix, table)
+            for mix, table in zip(mixes, ctx["projected"])], axis=3)
         scores = jnp.tanh(projected + att_h[:, :, None, None, :]) @ ctx["alpha_kernel"]
-        weights = jax.nn.softmax(scores + ctx["alpha_bias"], axis=-1)  # [B, E, H, K]
-        attended = jnp.einsum("behk,behkd->behd", weights, sampled).reshape(b, e, heads * dh)
+        weights = jax.nn.softmax(scores + ctx["alpha_bias"], axis=-1)  # [B, E, H, L*P]
+        weights = weights.reshape(b, e, heads, lv, p)
+        # The attention-weighted sum of the sampled values, level by level.
+        attended = sum(
+            jnp.einsum("beht,bthd->behd",
+                       jnp.einsum("behp,behpt->beht", weights[:, :, :, i], mix), table)
+            for i, (mix, table) in enumerate(zip(mixes, ctx["values"])))
+        attended = attended.reshape(b, e, -1)
         gates = gates_word + ctx["gates_event"] + attended @ ctx["w_att"] + gates_h
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)

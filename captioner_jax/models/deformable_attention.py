@@ -102,14 +102,46 @@ def ms_deform_attn_core(
 ) -> Array:
     """Attention-weighted sum of the sampled values.
 
+    Computed as one dense product per level: the attention weights times the interpolation
+    weights of every point form a [Q, T_l] matrix per video and head (at most 2 * P non-zeros
+    in a row), multiplied with the level's values. This is `sample_levels` followed by the
+    weighted sum over levels and points, with the sums in another order (float rounding
+    noise), and it avoids gathers: on CPU, XLA's gather and, in the backward pass, its
+    scatter-add cost 5-25x the dense products at PDVC's sizes (T_l <= a few hundred).
+
     Args:
       value: [B, S, H, Dh]; sampling_locations, attention_weights: [B, Q, H, L, P].
     Returns:
       [B, Q, H * Dh].
     """
-    sampled = sample_levels(value, level_lengths, sampling_locations, padding)
-    out = jnp.einsum("bqhlpd,bqhlp->bqhd", sampled, attention_weights.astype(sampled.dtype))
-    b, q, h, dh = out.shape
+    if padding not in ("zeros", "border"):
+        raise ValueError(f"padding must be 'zeros' or 'border', got {padding!r}")
+    b, s, h, dh = value.shape
+    _, q, _, num_levels, p = sampling_locations.shape
+    if sum(level_lengths) != s or len(level_lengths) != num_levels:
+        raise ValueError(
+            f"level lengths {tuple(level_lengths)} do not fit memory length {s} and "
+            f"{num_levels} sampled levels"
+        )
+    weights = attention_weights.astype(value.dtype)
+    out = None
+    for level, (start, length) in enumerate(
+        zip(level_start_index(level_lengths), level_lengths)
+    ):
+        x = sampling_locations[:, :, :, level, :] * length - 0.5  # [B, Q, H, P]
+        if padding == "border":
+            x = jnp.clip(x, 0.0, length - 1.0)
+        x0 = jnp.floor(x)
+        frac = (x - x0).astype(value.dtype)
+        i0 = x0.astype(jnp.int32)[..., None]
+        a = weights[:, :, :, level, :]
+        steps = jnp.arange(length, dtype=jnp.int32)
+        # Out-of-range neighbours match no step: they read zeros ("zeros" padding; for
+        # "border" only i0 + 1 == T happens, with weight 0).
+        mix = (jnp.where(i0 == steps, (a * (1.0 - frac))[..., None], 0.0)
+               + jnp.where(i0 + 1 == steps, (a * frac)[..., None], 0.0)).sum(3)  # [B,Q,H,T]
+        part = jnp.einsum("bqht,bthd->bqhd", mix, value[:, start:start + length])
+        out = part if out is None else out + part
     return out.reshape(b, q, h * dh)
 
 
