@@ -94,12 +94,16 @@ def results_markdown(results: dict) -> str:
         block = table_markdown(title, rows, columns, words=not title.startswith("Encoders"))
         if title.startswith("Encoders"):
             block += "\n\n(percent, held-out validation clips at the last step)"
-        if title.startswith("Table 2"):
-            lines = ["", "", "Per-step change of METEOR, paired over seeds (mean ± std [95%]):",
-                     ""]
-            for name, summary in paired_steps(rows):
+        if title.startswith("Table 2") or title.startswith("Table 1"):
+            what = "step" if title.startswith("Table 2") else "objective"
+            lines = ["", "", f"Per-{what} change of METEOR from the row above, paired over seeds "
+                     "(mean ± std [95%]; words per caption before -> after):", ""]
+            for (name, summary), before in zip(paired_steps(rows), list(rows)):
                 cell = "-" if summary is None else format_cell(summary)
-                lines.append(f"- {name}: {cell} ({verdict(summary)})")
+                words = [rows[n].get("words_per_caption") for n in (before, name)]
+                length = (f"; {words[0]['mean']:.1f} -> {words[1]['mean']:.1f} words"
+                          if all(words) else "")
+                lines.append(f"- {name}: {cell} ({verdict(summary)}{length})")
             block += "\n".join(lines)
         blocks.append(block)
     for proposals, sel in (results.get("selection") or {}).items():
