@@ -23,7 +23,10 @@ submission (default: `synthetic_submission.make_submission` over all val_1 video
                     the video order it used;
   project           `python -m captioner_jax.evaluate`, visiting the videos in that same
                     order (`--video-order`: the official order is Python 2's `set` order,
-                    which decides the tokenizer's look-ahead at video boundaries), with the
+                    which decides the tokenizer's look-ahead at video boundaries) and
+                    splitting tokens as Python 2 does (`--python2-split`: a PTB token with a
+                    no-break space, "925 606 0946", is one token for BLEU / CIDEr-D in the
+                    Python 2 original, three in the Python 3 ports we equal by default), with the
                     reference-token cache as an earlier evaluation of ANOTHER submission
                     (seed 1) left it (references rarely change; restored before every run);
   project_nocache   the same with `--no-cache`.
@@ -251,8 +254,11 @@ def main() -> None:
 
     primed = os.path.join(work, "cache_primed")
     cache = os.path.join(work, "cache")
+    # Against the Python 2 original: its token split (a PTB token holding a no-break space
+    # stays one token for BLEU / CIDEr-D; the Python 3 ports, our default, split it).
     cli = [sys.executable, "-m", "captioner_jax.evaluate", "-r", *references,
-           "--version", version, "--video-order", order_file]
+           "--version", version, "--video-order", order_file,
+           *([] if why_not else ["--python2-split"])]
     if not args.submission:  # the cache as an evaluation of another submission leaves it
         other = os.path.join(work, "other_submission.json")
         with open(other, "w") as f:

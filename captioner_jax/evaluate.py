@@ -4,7 +4,7 @@
         --references val_1.json val_2.json [--version 2018|latest] [--tious 0.3 0.5 0.7 0.9] \
         [--max-proposals 1000] [--soda] [--para PARA_REF ...] [--json OUT] \
         [--official-inputs] [--lenient] [--hash-seed N | --video-order IDS.json] \
-        [--cache-dir DIR | --no-cache] [--meteor-jars N]
+        [--cache-dir DIR | --no-cache] [--meteor-jars N] [--python2-split]
 
 Prints one table (per tIoU threshold and the average, x100 as the official script prints,
 the evaluator version in its header); `--json` also writes every number (atomically; an
@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meteor-jars", type=int, default=None,
                    help="METEOR jars sharing the pairs (same numbers); default one per core "
                         "(at most 4) from 20k predictions on, else one")
+    p.add_argument("--python2-split", action="store_true",
+                   help="BLEU/CIDEr-D split tokens as the original Python 2 densevid_eval "
+                        "does (a PTB token holding a no-break space, e.g. '925 606 0946', "
+                        "stays one token); default: as the Python 3 ports (PDVC "
+                        "evaluate2018.py, pycocoevalcap 1.2) split it")
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the reference-token cache")
     return p
@@ -104,7 +109,7 @@ def main(argv=None) -> int:
             lenient=args.lenient, official_inputs=args.official_inputs,
             hash_seed=args.hash_seed, video_order=video_order,
             reference_cache=not args.no_cache, cache_dir=args.cache_dir,
-            meteor_jars=args.meteor_jars)
+            meteor_jars=args.meteor_jars, python2_split=args.python2_split)
     except (SubmissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

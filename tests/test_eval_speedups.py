@@ -164,3 +164,22 @@ def test_pairs_shared_across_thresholds_equal_each_threshold_alone(uncached):
         assert alone["per_tiou"][float(t)]["METEOR"] == row["METEOR"]
         for m in METRICS:
             assert alone["per_tiou"][float(t)][m] == pytest.approx(row[m], rel=1e-12, abs=1e-12)
+
+
+def test_python2_split_keeps_a_no_break_space_token_whole():
+    """The PTB jar joins a phone number into one token with U+00A0 inside; the Python 2
+    original's BLEU splits bytes on ASCII whitespace only (one token), the Python 3 ports
+    (our default, pinned by the golden tests) on U+00A0 too (three tokens)."""
+    from captioner_jax.evaluation.dense_captioning import python2_split_text
+
+    assert ptb_tokenize(["Call 925 606 0946 now."]) == ["call 925\xa0606\xa00946 now"]
+    assert len(python2_split_text("call 925\xa0606\xa00946 now").split()) == 3
+    assert python2_split_text("a b\tc") == "a b\tc"
+    refs = {"v": {"timestamps": [[0, 10]], "sentences": ["Call 925 606 0946 later."]}}
+    sub = _sub({"v": [{"sentence": "Call 925 606 0946 now.", "timestamp": [0, 10]}]})
+    py3 = evaluate_submission(sub, refs, tious=(0.5,), reference_cache=False)
+    py2 = evaluate_submission(sub, refs, tious=(0.5,), reference_cache=False,
+                              python2_split=True)
+    assert py3["Bleu_1"] == pytest.approx(100 * 4 / 5, rel=1e-8)  # call 925 606 0946 | now
+    assert py2["Bleu_1"] == pytest.approx(100 * 2 / 3, rel=1e-8)  # call 925_606_0946 | now
+    assert py2["METEOR"] == py3["METEOR"] and py2["ROUGE_L"] == py3["ROUGE_L"]

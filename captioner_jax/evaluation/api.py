@@ -39,6 +39,7 @@ def evaluate_submission(
     reference_cache: bool = True,
     cache_dir: str | None = None,
     meteor_jars: int | None = None,
+    python2_split: bool = False,
 ) -> dict:
     """Official ActivityNet dense-captioning metrics of a submission.
 
@@ -62,6 +63,8 @@ def evaluate_submission(
       numbers, less tokenizer work when the references repeat.
     meteor_jars: METEOR jars sharing the pairs (`MeteorPool`; same numbers); None: one per
       core (at most 4) from 20k predictions on, else one.
+    python2_split: equal the original Python 2 densevid_eval where a PTB token holds a
+      no-break space (BLEU / CIDEr-D; see `score_captions`); default: the Python 3 ports.
 
     Returns (all scores x100, as the official script prints them): "Bleu_1".."Bleu_4",
     "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision" averaged over `tious`; "per_tiou"
@@ -92,7 +95,7 @@ def evaluate_submission(
         meteor = get_meteor_pool(jars) if jars > 1 else get_meteor()
     out = score_captions(sub, files, version=version, tious=tious,
                          max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed,
-                         video_order=video_order,
+                         video_order=video_order, python2_split=python2_split,
                          cache_dir=(cache_dir or default_cache_dir()) if reference_cache else None)
     out["version"] = version
     out["input_mode"] = ("official_inputs" if official_inputs else "strict") + (

@@ -126,6 +126,20 @@ def soda_video_order(reference_ids: Sequence[str], predicted_ids: Sequence[str],
     return python_set_order(_SODA_ORDER, [list(reference_ids), list(predicted_ids)], hash_seed)
 
 
+_PY2_WHITESPACE = frozenset(" \t\n\r\x0b\x0c")
+
+
+def python2_split_text(text: str) -> str:
+    """`text` with every character Python 3's `str.split()` splits on but Python 2's
+    `bytes.split()` does not (U+00A0 in PTB output, U+001C-U+001F, ...) replaced by a
+    distinct non-space character (Supplementary Private Use Area), so that `.split()` gives
+    Python 2's tokens: the same tokens equal, the same counts."""
+    if text.isascii() and not any("\x1c" <= c <= "\x1f" for c in text):
+        return text
+    return "".join(chr(0xF0000 + ord(c)) if c.isspace() and c not in _PY2_WHITESPACE else c
+                   for c in text)
+
+
 @dataclass
 class _Pairs:
     """All (video, threshold) caption pairs as flat arrays over instances."""
@@ -235,6 +249,7 @@ def score_captions(
     tious: Sequence[float] = DEFAULT_TIOUS, max_proposals: int = 1000,
     meteor: MeteorProcess | None = None, hash_seed: int | None = None,
     video_order: Sequence[str] | None = None, cache_dir: str | None = None,
+    python2_split: bool = False,
 ) -> dict:
     """Official caption metrics and precision/recall, per threshold and averaged (x100).
 
@@ -244,6 +259,11 @@ def score_captions(
       e.g. the order a Python 2 run of densevid_eval's `evaluate.py` visits them in).
     cache_dir: remember the tokens of reference lines there across evaluations
       (`token_cache`; same numbers); None: no cache.
+    python2_split: BLEU and CIDEr-D split tokens as the original Python 2 densevid_eval +
+      coco-caption do (`str.split()` of bytes: ASCII whitespace only) instead of as the
+      Python 3 ports (PDVC `evaluate2018.py`, pycocoevalcap 1.2; the default, which the
+      golden tests pin). They differ only where a PTB token holds a no-break space
+      (U+00A0: the jar joins "925 606 0946" or "7 1/2" into one token): Python 3 splits it.
     Returns {"per_tiou": {t: {metric: value}}, metric: mean over thresholds, ...,
     "num_videos": V, "num_predicted_videos": ...}.
     """
@@ -290,7 +310,8 @@ def score_captions(
             meteor_future = pool.submit(
                 _meteor_per_group, meteor, [tok_texts[i] for i in u_hyp],
                 [[tok_texts[i]] for i in u_ref], inst_to_uniq, pairs.group, present)
-            table = NgramTable.build(tok_texts)
+            table = NgramTable.build(
+                [python2_split_text(t) for t in tok_texts] if python2_split else tok_texts)
             bleu_u = bleu_pair_stats(table, u_hyp, u_ref)
             rouge_u = rouge_l_text_pairs(tok_texts, u_hyp, u_ref)
             cider_i = grouped_cider(table, hyp_t, ref_t, pairs.group, num_t * num_v)
