@@ -37,8 +37,9 @@ lint: $(STAMP)
 demo: $(STAMP) nltk-data
 	$(PY) launch.py --config configs/pipeline/synthetic.py --workdir demo_out
 
-# The report's Tables 1 and 2 over seeds (configs/pipeline/reproduce.py; about an hour on 2 CPU
-# cores). `make reproduce REPRODUCE_ARGS=size=quick REPRODUCE_DIR=reproduce_quick`: ~15 min.
+# The report's Tables 1 and 2 over seeds (configs/pipeline/reproduce.py; sized for about an hour
+# on 2 idle CPU cores, the measured time is in the README). Smoke run with 2 seeds and fewer steps:
+# `make reproduce REPRODUCE_ARGS=size=quick REPRODUCE_DIR=reproduce_quick`.
 REPRODUCE_ARGS ?=
 REPRODUCE_DIR ?= reproduce_out
 reproduce: $(STAMP) nltk-data
