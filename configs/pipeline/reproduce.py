@@ -27,11 +27,12 @@ Steps (launch.py stages, each with its own config; a finished step is skipped on
   writes results.json / results.md (mean ± std and Student-t 95% interval over seeds) and
   the plots (captioner_jax/visualization/reproduce_plots.py) into the workdir.
 
-Switches: size=full (default; about an hour on 2 CPU cores) | quick (about 15 minutes) | tiny
-(the CI test: a few steps per stage), seeds=N (default 3, 2, 1 by size), m=N (largest ensemble
-size, default 3, 2, 2), data_seed=N (synthetic data set seed, default 1: the demo's SCST and
-ensemble defaults were set on seed 0's validation videos, so the scored videos here are new),
-split_seed=N (default 0).
+Switches: size=full (default; sized for about an hour on 2 idle CPU cores: measured times are
+in the README) | quick (a smoke run: 200-step encoders, 6-epoch captioners, not converged) | tiny
+(a few steps per stage; tests/test_reproduce.py runs it with stand-ins for the JAX stages),
+seeds=N (default 3, 2, 1 by size), m=N (largest ensemble size, default 3, 2, 2), data_seed=N
+(synthetic data set seed, default 1: the demo's SCST and ensemble defaults were set on seed 0's
+validation videos, so the scored videos here are new), split_seed=N (default 0).
 """
 from __future__ import annotations
 
