@@ -58,7 +58,7 @@ def encoder_runs(tmp_path_factory):
     write_tiny_shards(str(root / "shards"), num_videos=4, num_shards=1, prefix="val", seed=1)
     overrides = {"total_steps": 4, "log_every_steps": 1, "checkpoint_every_steps": 2,
                  "eval_every_steps": 4, "max_eval_batches": 1}
-    config = f"configs/sa_tsp/synthetic.py:root={root},runlocal,fps=15"
+    config = f"configs/sa_tsp/synthetic.py:root={root},runlocal,fps=15,res=64,lr=0.001"
     one, two = str(root / "one"), str(root / "two")
     launch(config, one, overrides, processes=1, devices=2)
     launch(config, two, overrides, processes=2)
@@ -131,7 +131,7 @@ def test_processes_started_with_different_configs_fail_fast(tmp_path):
     a collective, no training on mismatched batches)."""
     write_tiny_shards(str(tmp_path / "shards"), num_videos=8, num_shards=2, prefix="train")
     write_tiny_shards(str(tmp_path / "shards"), num_videos=4, num_shards=1, prefix="val", seed=1)
-    logs = launch(f"configs/sa_tsp/synthetic.py:root={tmp_path},runlocal,fps=15",
+    logs = launch(f"configs/sa_tsp/synthetic.py:root={tmp_path},runlocal,fps=15,res=64,lr=0.001",
                   str(tmp_path / "run"), {"total_steps": 2}, processes=2,
                   per_process=[{}, {"seed": 1}], expect_failure=True, timeout_s=300)
     for log in logs:
