@@ -56,8 +56,10 @@ def encoder_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("mh_encoder")
     write_tiny_shards(str(root / "shards"), num_videos=8, num_shards=2, prefix="train")
     write_tiny_shards(str(root / "shards"), num_videos=4, num_shards=1, prefix="val", seed=1)
+    # The former synthetic encoder config (beta=1, 64x64 crop 56, lr 1e-3) these checks were
+    # written for.
     overrides = {"total_steps": 4, "log_every_steps": 1, "checkpoint_every_steps": 2,
-                 "eval_every_steps": 4, "max_eval_batches": 1}
+                 "eval_every_steps": 4, "max_eval_batches": 1, "loss.beta": 1.0}
     config = f"configs/sa_tsp/synthetic.py:root={root},runlocal,fps=15,res=64,lr=0.001"
     one, two = str(root / "one"), str(root / "two")
     launch(config, one, overrides, processes=1, devices=2)
