@@ -36,7 +36,7 @@ def evaluate_submission(
     official_inputs: bool = False,
     hash_seed: int | None = None,
     video_order=None,
-    reference_cache: bool = True,
+    reference_cache: bool = False,
     cache_dir: str | None = None,
     meteor_jars: int | None = None,
     python2_split: bool = False,
@@ -58,9 +58,11 @@ def evaluate_submission(
       (it changes the tokenizer's look-ahead at video boundaries); None: sorted ids.
     video_order: the video ids in the order to visit them (every reference video once; e.g.
       a Python 2 official run's order), instead of `hash_seed`'s.
-    reference_cache: remember the PTB tokens of reference lines across evaluations in
-      `cache_dir` (default `$XDG_CACHE_HOME/sa_tsp_dvc`; see `token_cache`): the same
-      numbers, less tokenizer work when the references repeat.
+    reference_cache / cache_dir: remember the PTB tokens of reference lines across
+      evaluations (`token_cache`; the same numbers) in `cache_dir`, or in
+      `$XDG_CACHE_HOME/sa_tsp_dvc` when only `reference_cache` is set. Off by default: on
+      full val_1 + val_2 reading and rewriting the cache file measured slower than the
+      tokenizer work it saves (benchmarks/evaluate_vs_official.py).
     meteor_jars: METEOR jars sharing the pairs (`MeteorPool`; same numbers); None: one per
       core (at most 4) from 20k predictions on, else one.
     python2_split: equal the original Python 2 densevid_eval where a PTB token holds a
@@ -96,7 +98,8 @@ def evaluate_submission(
     out = score_captions(sub, files, version=version, tious=tious,
                          max_proposals=max_proposals, meteor=meteor, hash_seed=hash_seed,
                          video_order=video_order, python2_split=python2_split,
-                         cache_dir=(cache_dir or default_cache_dir()) if reference_cache else None)
+                         cache_dir=cache_dir or (default_cache_dir() if reference_cache
+                                                 else None))
     out["version"] = version
     out["input_mode"] = ("official_inputs" if official_inputs else "strict") + (
         "+lenient" if lenient else "")
