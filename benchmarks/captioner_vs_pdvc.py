@@ -17,8 +17,9 @@ train: one optimisation step as each trainer runs it at batch 1 (PDVC's LSTM-DSA
   programs (matching costs, then the update with the host assignment) on the pipeline's batch
   (30 event slots, captions padded to 30 tokens). Batch 8 is the project only (compared with
   PDVC's batch-1 videos/s).
-infer: greedy captions of every query (30 tokens each, the original's loop never stops
-  early) plus the localisation outputs; the project is `captioner_jax.inference`'s predict.
+infer: greedy captions of every query (up to 30 tokens; both loops stop once every caption
+  has ended, as PDVC's sampler does) plus the localisation outputs; the project is
+  `captioner_jax.inference`'s predict.
 
 Favourable to the original (so the ratios are lower bounds against PDVC itself): its caption
 sampler's value projection is computed once per call; PDVC recomputes it at every word.

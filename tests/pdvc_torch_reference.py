@@ -212,7 +212,11 @@ class Captioner(nn.Module):
             logp = F.log_softmax(self.logit(o[0]), -1).view(b, q, -1)
             it = logp.argmax(-1)
             out.append(it)
+            ended = (torch.stack(out, -1) == 0).any(-1)
+            if bool(ended.all()):  # PDVC's sampler: stop once every caption has ended
+                break
         seq = torch.stack(out, -1)
+        seq = F.pad(seq, (0, max_len - seq.shape[-1]))
         alive = torch.cumprod((seq > 0).long(), -1)
         return seq * alive
 

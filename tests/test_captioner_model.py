@@ -95,3 +95,33 @@ def test_sampling_is_seeded_and_masked():
     np.testing.assert_array_equal(g_tok, [[0, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(g_mask, [[1, 0, 0], [1, 1, 1]])
     np.testing.assert_allclose(g_logp[1], np.log(0.5), rtol=1e-5)
+
+
+def test_decoding_stops_when_every_row_ended_with_the_same_outputs():
+    """The decode loop runs only until the last row's EOS (PDVC's sampler breaks there too);
+    its outputs equal those of a reference loop over all max_len steps, and the greedy
+    choice equals argmax + log_softmax, ties resolved to the first index."""
+    # Row r emits word 1 + r for r + 1 steps, then EOS (0); row 2 has a tie at its word.
+    plan = jnp.asarray([[5, 0, 0, 0, 0], [2, 2, 0, 0, 0], [3, 3, 3, 0, 0]])
+    vocab = 6
+    calls = []
+
+    def step_fn(t, prev):
+        jax.debug.callback(lambda: calls.append(1))
+        logits = jax.nn.one_hot(plan[:, t], vocab) * 3.0 + jnp.linspace(0, 0.1, vocab)
+        logits = logits.at[2, 4].set(logits[2, 3])  # a tie for row 2: first index wins
+        return t + 1, logits
+
+    tok, logp, mask = jax.jit(lambda: decoding.decode_tokens(
+        step_fn, jnp.zeros((), jnp.int32), max_len=8, batch_size=3))()
+    jax.effects_barrier()
+    assert len(calls) == 4  # steps 0..3: the last row ends at step 3 of 8
+    expected = np.zeros((3, 8), np.int32)
+    expected[0, 0], expected[1, :2], expected[2, :3] = 5, 2, 3
+    np.testing.assert_array_equal(tok, expected)
+    np.testing.assert_array_equal(mask.sum(1), [2, 3, 4])
+    ref_logits = np.stack([np.asarray(step_fn(t, None)[1]) for t in range(4)], 1)
+    ref_logp = np.asarray(jax.nn.log_softmax(jnp.asarray(ref_logits), -1))
+    want = np.take_along_axis(ref_logp, np.argmax(ref_logits, -1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(logp[:, :4] * mask[:, :4], want * mask[:, :4])
+    assert not logp[:, 4:].any()
