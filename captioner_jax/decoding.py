@@ -310,10 +310,11 @@ def caption_token_logprobs(
         block, h_block, target_block = xs
 
         def run(h_block):
-            logp = jax.nn.log_softmax(h_block @ w_logit + b_logit, axis=-1)
-            # The same two log-softmaxes as `teacher_forced` over the cell's output.
-            logp = jax.nn.log_softmax(logp, axis=-1)
-            return jnp.take_along_axis(logp, target_block[:, None], axis=-1)[:, 0]
+            # log_softmax at the target only (PDVC's log-softmax then gather), without
+            # materialising the [chunk, V] log-probabilities.
+            logits = h_block @ w_logit + b_logit
+            picked = jnp.take_along_axis(logits, target_block[:, None], axis=-1)[:, 0]
+            return picked - jax.nn.logsumexp(logits, axis=-1)
 
         return jax.lax.cond(block * chunk < count, run,
                             lambda h: jnp.zeros(h.shape[:1], jnp.float32), h_block)
