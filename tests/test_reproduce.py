@@ -208,4 +208,9 @@ def test_report_markdown_and_plots(tiny_run):
     text = paths.read_text(readme)
     assert "old" not in text and "measured wall time 1.5 min" in text
     assert "Table 1: pretraining objective" in text
+    # The plots are copied beside the README and linked from there.
+    for name, file in results["plots"].items():
+        assert f"![{name}](docs/reproduce/{file})" in text
+        with open(os.path.join(root, "docs", "reproduce", file), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

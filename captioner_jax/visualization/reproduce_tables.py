@@ -10,7 +10,9 @@ seeds of METEOR, BLEU-4 and CIDEr (the encoders' table: held-out action accuracy
 region accuracy), then for Table 2 the paired per-seed change of each step (the same seeds in
 both rows) with its t-interval: a step "helps" only where that interval lies above zero.
 With `--readme` the text between `<!-- generated:reproduce:begin -->` and `...:end -->` is
-replaced by the command, its measured time and the tables.
+replaced by the command, its measured time and the tables, and the plots are copied next to
+the README (`--plots-dir`, default `docs/reproduce`, relative to the README's folder) so that
+its image links resolve where the run's workdir is not committed.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import sys
 
 from captioner_jax.visualization.readme_tables import replace_section
 from data_prep.infra import paths
-from data_prep.infra.atomic_files import atomic_write_text, read_json
+from data_prep.infra.atomic_files import atomic_write_bytes, atomic_write_text, read_json
 from data_prep.orchestration.statistics import format_cell, summarize
 
 CAPTION_COLUMNS = (("METEOR", "METEOR"), ("Bleu_4", "BLEU-4"), ("CIDEr", "CIDEr"))
@@ -78,8 +80,9 @@ def verdict(summary: dict | None) -> str:
     return "helps" if low > 0 else "hurts" if high < 0 else "no significant change"
 
 
-def results_markdown(results: dict) -> str:
-    """Markdown of every table of results.json (module docstring)."""
+def results_markdown(results: dict, plot_links: dict | None = None) -> str:
+    """Markdown of every table of results.json (module docstring); `plot_links` maps a
+    plot's name to the link to use (default: its file name beside results.md)."""
     cfg = results.get("config", {})
     blocks = [f"Size `{cfg.get('size')}`, {cfg.get('seeds')} seed(s) per row (encoder seed and "
               f"captioner seed), mean ± standard deviation [95% Student-t interval over the "
@@ -93,7 +96,9 @@ def results_markdown(results: dict) -> str:
         columns = ENCODER_COLUMNS if title.startswith("Encoders") else CAPTION_COLUMNS
         block = table_markdown(title, rows, columns, words=not title.startswith("Encoders"))
         if title.startswith("Encoders"):
-            block += "\n\n(percent, held-out validation clips at the last step)"
+            block += ("\n\n(percent, held-out validation clips at the last step; a head whose "
+                      "loss is not in the objective, the region head of action only, is "
+                      "untrained and shown for completeness)")
         if title.startswith("Table 2") or title.startswith("Table 1"):
             what = "step" if title.startswith("Table 2") else "objective"
             lines = ["", "", f"Per-{what} change of METEOR from the row above, paired over seeds "
@@ -116,8 +121,23 @@ def results_markdown(results: dict) -> str:
             f"{k} {v:.0f}" for k, v in seconds.items()))
     plots = results.get("plots") or {}
     for name, file in plots.items():
-        blocks.append(f"![{name}]({file})")
+        blocks.append(f"![{name}]({(plot_links or {}).get(name, file)})")
     return "\n\n".join(blocks) + "\n"
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else "."
+
+
+def copy_plots(results_path: str, results: dict, readme: str, plots_dir: str) -> dict:
+    """Copies the run's plots (beside results.json) to `plots_dir` next to the README ->
+    {plot name: link relative to the README}."""
+    links = {}
+    for name, file in (results.get("plots") or {}).items():
+        data = paths.read_bytes(paths.join(_folder(results_path), file))
+        atomic_write_bytes(paths.join(_folder(readme), plots_dir, file), data)
+        links[name] = f"{plots_dir}/{file}"
+    return links
 
 
 def main(argv=None) -> int:
@@ -127,6 +147,8 @@ def main(argv=None) -> int:
     parser.add_argument("--section", default="reproduce")
     parser.add_argument("--command", default="make reproduce", help="the command that ran")
     parser.add_argument("--wall-minutes", type=float, help="its measured wall time")
+    parser.add_argument("--plots-dir", default="docs/reproduce",
+                        help="with --readme: where the plots are copied, relative to the README")
     args = parser.parse_args(argv)
     results = read_json(args.results)
     head = f"Generated from `{args.results}` by " \
@@ -134,10 +156,11 @@ def main(argv=None) -> int:
            f"`{args.command}`"
     if args.wall_minutes is not None:
         head += f", measured wall time {args.wall_minutes:.1f} min on this machine"
-    body = head + ".\n\n" + results_markdown(results)
     if not args.readme:
-        print(body)
+        print(head + ".\n\n" + results_markdown(results))
         return 0
+    links = copy_plots(args.results, results, args.readme, args.plots_dir)
+    body = head + ".\n\n" + results_markdown(results, links)
     atomic_write_text(args.readme, replace_section(paths.read_text(args.readme), args.section,
                                                    body.rstrip("\n")))
     return 0
