@@ -33,11 +33,21 @@ from sa_tsp_jax.models.heads import SATSPModel  # noqa: E402
 from sa_tsp_jax.models.r2plus1d import make_backbone  # noqa: E402
 
 
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
+def _cost_flops(stage) -> float:
+    cost = stage.cost_analysis()
     if isinstance(cost, list | tuple):
         cost = cost[0] if cost else {}
     return float((cost or {}).get("flops", float("nan")))
+
+
+def _flops(lowered, compiled, devices: int) -> float:
+    """FLOPs of one call over all devices. The compiled (SPMD-partitioned) program's cost
+    analysis counts one device's share of a batch-sharded step, the lowered (global) one the
+    whole step; the compiled count times the device count is the fallback."""
+    flops = _cost_flops(lowered)
+    if flops == flops and flops > 0:  # not NaN
+        return flops
+    return _cost_flops(compiled) * devices
 
 
 def _time(fn, args, steps: int) -> float:
@@ -78,9 +88,10 @@ def bench_variant(variant, dtype, mesh, clip_shape, train_batch, extract_batch, 
         "valid": np.ones(train_batch, bool),
         "gvf": rng.normal(size=(train_batch, feat)).astype(np.float32)}, bs)
     t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    lowered = step.lower(state, batch)
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
-    train_flops = _flops(compiled)
+    train_flops = _flops(lowered, compiled, mesh.devices.size)
     # The step donates the state: thread it through the timing loop.
     holder = {"state": state}
 
@@ -96,8 +107,9 @@ def bench_variant(variant, dtype, mesh, clip_shape, train_batch, extract_batch, 
     fwd = jax.jit(lambda v, x: backbone.apply(v, x, train=False), out_shardings=bs)
     clips = jax.device_put(
         jnp.asarray(rng.normal(size=(extract_batch, *clip_shape)), jnp.float32), bs)
-    fwd_c = fwd.lower(variables, clips).compile()
-    extract_flops = _flops(fwd_c)
+    fwd_l = fwd.lower(variables, clips)
+    fwd_c = fwd_l.compile()
+    extract_flops = _flops(fwd_l, fwd_c, mesh.devices.size)
     extract_s = _time(fwd_c, (variables, clips), steps)
     return {
         "variant": variant, "dtype": jnp.dtype(dtype).name, "compile_train_s": compile_s,
