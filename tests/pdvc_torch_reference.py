@@ -200,6 +200,7 @@ class Captioner(nn.Module):
         h = c = torch.zeros(1, b * q, core.rnn.hidden_size)
         it = torch.zeros(b, q, dtype=torch.long)
         out = []
+        alive = torch.ones(b, q, dtype=torch.bool)
         for _ in range(max_len):
             hq = h[0].view(b, q, -1)
             off = core.deformable_att.sampling_offsets(torch.cat([hq, events], -1))
@@ -212,13 +213,12 @@ class Captioner(nn.Module):
             logp = F.log_softmax(self.logit(o[0]), -1).view(b, q, -1)
             it = logp.argmax(-1)
             out.append(it)
-            ended = (torch.stack(out, -1) == 0).any(-1)
-            if bool(ended.all()):  # PDVC's sampler: stop once every caption has ended
+            alive = alive & (it > 0)
+            if not bool(alive.any()):  # PDVC's sampler: stop once every caption has ended
                 break
         seq = torch.stack(out, -1)
         seq = F.pad(seq, (0, max_len - seq.shape[-1]))
-        alive = torch.cumprod((seq > 0).long(), -1)
-        return seq * alive
+        return seq * torch.cumprod((seq > 0).long(), -1)  # 0 after the first EOS
 
 
 class PDVC(nn.Module):
