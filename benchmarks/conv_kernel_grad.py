@@ -79,7 +79,8 @@ def main(argv=None) -> None:
         outs = {k: np.asarray(f(x, dy)) for k, f in fns.items()}
         scale = np.abs(outs["xla"]).max()
         diff = max(float(np.abs(o - outs["xla"]).max() / scale) for o in outs.values())
-        calls = {k: (lambda f=f: jax.block_until_ready(f(x, dy))) for k, f in fns.items()}
+        calls = {k: (lambda f=f, x=x, dy=dy: jax.block_until_ready(f(x, dy)))
+                 for k, f in fns.items()}
         secs = alternate(calls, repeats=args.repeats)
         flops = 2 * int(np.prod(x_shape)) * out_channels * kernel_hw[0] * kernel_hw[1]
         print(f"{name}: max relative difference {diff:.1e}")
