@@ -243,6 +243,8 @@ def run(config, workdir: str) -> dict:
     log_every = int(config.log_every_steps)
     ckpt_every = int(config.checkpoint_every_steps)
     eval_every = int(config.eval_every_epochs) * steps_per_epoch if data.val_ids else 0
+    if eval_every:
+        inference.prestart_evaluator(config.eval.references)
     with contextlib.ExitStack() as stack:
         ckpt, best_ckpt, writer, guard, window = resume.enter_resources(
             stack, workdir, config.keep_checkpoints, best=True, close=data.loader.close)

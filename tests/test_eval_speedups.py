@@ -183,3 +183,28 @@ def test_python2_split_keeps_a_no_break_space_token_whole():
     assert py3["Bleu_1"] == pytest.approx(100 * 4 / 5, rel=1e-8)  # call 925 606 0946 | now
     assert py2["Bleu_1"] == pytest.approx(100 * 2 / 3, rel=1e-8)  # call 925_606_0946 | now
     assert py2["METEOR"] == py3["METEOR"] and py2["ROUGE_L"] == py3["ROUGE_L"]
+
+
+def test_prestart_evaluator_starts_the_shared_jar_on_the_evaluating_process(monkeypatch):
+    """Trainers start the METEOR jar with the stage so that it loads while they compile: the
+    first evaluation then finds the shared jar already running."""
+    from captioner_jax import inference
+    from captioner_jax.evaluation import meteor as meteor_module
+    from data_prep.infra import distributed
+
+    started = []
+    monkeypatch.setattr(meteor_module, "get_meteor", lambda: started.append(1))
+    assert not inference.prestart_evaluator([])  # nothing to evaluate against
+    assert not inference.prestart_evaluator(["", None])
+    with monkeypatch.context() as m:  # only process 0 evaluates
+        m.setattr(distributed, "is_main_process", lambda: False)
+        assert not inference.prestart_evaluator(["val_1.json"])
+    assert not started
+    assert inference.prestart_evaluator(["val_1.json"]) and started == [1]
+    monkeypatch.undo()
+    # The real one: a running jar, the one every later evaluation of this process uses.
+    assert inference.prestart_evaluator(["val_1.json"])
+    jar = get_meteor()
+    assert jar._proc is not None and jar._proc.poll() is None
+    assert get_meteor() is jar
+    assert jar.aggregate(["a man is walking"], [["a man is walking"]]) == 1.0

@@ -78,6 +78,9 @@ def evaluate_submission(
     if max_proposals <= 0:
         raise ValueError(f"max_proposals must be positive, got {max_proposals}")
     start = time.perf_counter()
+    # The first METEOR jar loads (about 8 CPU-seconds, in its own process) while the files
+    # are read and checked (nothing is scored without a prediction: a rare jar for nothing).
+    get_meteor()
     files, _ = load_references(references)
     ref_ids = set().union(*[f.keys() for f in files])
     sub = load_submission(submission, lenient=lenient, official_inputs=official_inputs,

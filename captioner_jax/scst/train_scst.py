@@ -270,6 +270,8 @@ def run(config, workdir: str) -> dict:
     total_steps = int(sc.total_steps)
     eval_every = int(sc.eval_every_steps) if data.eval_ids else 0
     eval_before = bool(sc.get("eval_before", True)) and bool(data.eval_ids)
+    if eval_every or eval_before:
+        inference.prestart_evaluator(data.eval_refs)
     log_every = int(config.log_every_steps)
     ckpt_every = int(config.checkpoint_every_steps)
     overlap = bool(sc.overlap)
