@@ -125,3 +125,47 @@ def test_decoding_stops_when_every_row_ended_with_the_same_outputs():
     want = np.take_along_axis(ref_logp, np.argmax(ref_logits, -1)[..., None], -1)[..., 0]
     np.testing.assert_array_equal(logp[:, :4] * mask[:, :4], want * mask[:, :4])
     assert not logp[:, 4:].any()
+
+
+def test_counter_max_over_queries_is_differentiated_like_pytorch():
+    """The counter head's max over queries: the forward value of `max(axis=1)`, and the whole
+    gradient on the first maximal query of each channel (PyTorch `max(dim)`), never split
+    and never divided by a count of equal elements (see `max_over_queries`)."""
+    from captioner_jax.models.pdvc import max_over_queries
+
+    x = jnp.asarray([[[1.0, 5.0, -2.0], [3.0, 5.0, -2.0], [3.0, 0.0, -7.0]]])  # [1, 3, 3]
+    np.testing.assert_array_equal(max_over_queries(x), x.max(axis=1))
+    weights = jnp.asarray([[2.0, 3.0, 4.0]])
+    grad = jax.grad(lambda v: jnp.sum(max_over_queries(v) * weights))(x)
+    # Channel 0: tie between queries 1 and 2 -> query 1; channel 1: queries 0 and 1 -> 0;
+    # channel 2: queries 0 and 1 -> 0. jnp.max would give each tied query half.
+    expected = np.zeros((1, 3, 3), np.float32)
+    expected[0, 1, 0], expected[0, 0, 1], expected[0, 0, 2] = 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(grad, expected)
+
+
+def test_count_heads_take_the_first_maximal_query(tiny):
+    """Through the model: decoder outputs replaced by one tied array (every query equal) make
+    each channel's maximum a tie across all queries; the count heads' gradient reaches query
+    0 only (PyTorch's `hs.max(1)`), where `jnp.max` would spread it over the tied queries."""
+    import flax.linen as nn
+
+    from captioner_jax.models.transformer import DecoderLayer
+
+    model, variables, feats, valid, dur, _ = tiny
+    rows = np.random.default_rng(1).normal(size=(B, 1, 32)).astype(np.float32)
+    tied = jnp.asarray(np.repeat(rows, 5, axis=1))  # [B, N, D], the same row for every query
+
+    def counts(hs):
+        def replace_decoder_output(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if isinstance(context.module, DecoderLayer) and context.method_name == "__call__":
+                return hs
+            return out
+
+        with nn.intercept_methods(replace_decoder_output):
+            return model.apply(variables, feats, valid, dur)["counts"].sum()
+
+    grad = np.asarray(jax.jit(jax.grad(counts))(tied))
+    assert np.abs(grad[:, 0]).min() > 0
+    np.testing.assert_array_equal(grad[:, 1:], 0.0)

@@ -69,6 +69,22 @@ def scale_references(refs: Array, valid_ratios: Array) -> Array:
     return refs[:, :, None, :] * valid_ratios[:, None, :, None]
 
 
+def max_over_queries(x: Array) -> Array:
+    """x [B, N, D] -> its maximum over the queries [B, D], differentiated as PyTorch's
+    `x.max(1)`: the whole gradient goes to the (first) maximal query of each channel.
+
+    Why not `x.max(axis=1)`: JAX differentiates a max by comparing the operand with the result
+    and dividing by the number of equal elements. XLA may compute the operand once for the
+    forward max and again (in another fusion, rounded differently) for that comparison; then
+    no element equals the max, the count is 0 and the gradient is 0/0 = NaN. Seen on CPU at
+    `--xla_backend_optimization_level=0` (the counter loss's gradient NaN at the second step
+    of the tiny captioner); a fused GPU/TPU program can do the same. Selecting with `argmax`
+    has no division: the same forward values, a finite gradient.
+    """
+    index = jnp.argmax(x, axis=1)[:, None]  # [B, 1, D]
+    return jnp.take_along_axis(x, index, axis=1)[:, 0]
+
+
 def caption_cell_of(model: PDVC) -> CaptionCell:
     """The (unbound) caption cell of `model`: its fields define the hoisted caption step
     (`caption_heads.step_context` / `hoisted_step`) on `params["caption_cell"]`."""
@@ -186,7 +202,7 @@ class PDVC(nn.Module):
                         padding, query_valid, train)
             hs.append(tgt)
             logits.append(self.class_heads[lid](tgt)[..., 0])
-            counts.append(self.count_heads[lid](tgt.max(axis=1)))
+            counts.append(self.count_heads[lid](max_over_queries(tgt)))
             delta = self.bbox_heads[lid](tgt)
             if predict_boxes:
                 if ref.shape[-1] == 2:
