@@ -90,6 +90,19 @@ def test_asl_gradient_through_focal_weight_when_enabled():
             np.testing.assert_allclose(g[i, j], fd, rtol=2e-3, atol=1e-6)
 
 
+def test_asl_focal_weight_gradient_is_finite_at_saturation():
+    """gamma_pos = 0 and a positive whose probability is exactly 1.0 in float32: PyTorch's
+    pow gradient is 0 where the exponent is 0, so the whole gradient is 0 (1 - p = 0 and the
+    clipped negative is constant); a plain jnp.power gives NaN there."""
+    x = jnp.array([[30.0, -30.0]])
+    y = jnp.array([[1.0, 0.0]])
+    for stop in (False, True):
+        f = lambda v, stop=stop: asymmetric_loss(v, y, gamma_neg=4.0, gamma_pos=0.0, clip=0.05,
+                                                 stop_gradient_focal_weight=stop)
+        assert float(f(x)) == 0.0
+        np.testing.assert_array_equal(np.asarray(jax.grad(f)(x)), 0.0)
+
+
 def test_cross_entropy_ignores_background():
     logits = jnp.array([[1.0, 2.0, 0.5], [0.3, 0.1, 3.0], [5.0, 0.0, 0.0]])
     labels = jnp.array([1, -1, 0])

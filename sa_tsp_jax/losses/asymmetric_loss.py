@@ -52,7 +52,11 @@ def asymmetric_loss(
     if gamma_neg > 0 or gamma_pos > 0:
         pt = p * y + p_neg * (1.0 - y)
         gamma = gamma_pos * y + gamma_neg * (1.0 - y)
-        w = jnp.power(1.0 - pt, gamma)
+        # torch.pow's gradient is 0 where the exponent is 0 (PyTorch masks it); jnp.power's
+        # is 0 * 0^-1 = NaN at a saturated positive (p == 1.0 in float32, logit > ~17) with
+        # gamma_pos = 0. The base is replaced there so that neither branch yields a NaN.
+        base = jnp.where(gamma == 0.0, 1.0, 1.0 - pt)
+        w = jnp.where(gamma == 0.0, 1.0, jnp.power(base, gamma))
         if stop_gradient_focal_weight:
             w = jax.lax.stop_gradient(w)
         loss = loss * w
