@@ -208,3 +208,26 @@ def test_prestart_evaluator_starts_the_shared_jar_on_the_evaluating_process(monk
     assert jar._proc is not None and jar._proc.poll() is None
     assert get_meteor() is jar
     assert jar.aggregate(["a man is walking"], [["a man is walking"]]) == 1.0
+
+
+def test_every_evaluation_jvm_runs_with_the_throughput_collector(monkeypatch):
+    """The PTB tokenizer and the METEOR jars start with `text.JVM_OPTIONS` (the parallel
+    collector: README "Evaluator"), before the official command's own arguments; the numbers
+    are checked against the official structure by the other tests of this suite."""
+    assert "-XX:+UseParallelGC" in text_module.JVM_OPTIONS
+    real_popen, commands = text_module.subprocess.Popen, []
+
+    def recording_popen(args, *a, **kw):
+        commands.append(list(args))
+        return real_popen(args, *a, **kw)
+
+    monkeypatch.setattr(text_module.subprocess, "Popen", recording_popen)
+    assert ptb_tokenize(["A man, walking."]) == ["a man walking"]
+    assert commands and all(c[1:1 + len(text_module.JVM_OPTIONS)]
+                            == list(text_module.JVM_OPTIONS) for c in commands)
+    monkeypatch.undo()
+    jar = get_meteor()
+    with open(f"/proc/{jar._proc.pid}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    assert argv[1:1 + len(text_module.JVM_OPTIONS)] == list(text_module.JVM_OPTIONS)
+    assert argv[argv.index("-jar") + 1:][:2] == ["-Xmx2G", "meteor-1.5.jar"]

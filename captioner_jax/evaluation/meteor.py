@@ -4,8 +4,9 @@ The official evaluator uses pycocoevalcap's `Meteor` wrapper: for every (hypothe
 references) pair it writes `SCORE ||| ref_1 ||| ... ||| ref_k ||| hyp` and reads back a line of
 sufficient statistics; then `EVAL ||| stats_1 ||| ... ||| stats_n` returns n segment scores
 and one aggregate score (statistics summed, then one METEOR computed — not the mean of the
-segment scores). We send byte-identical lines (same jar, same flags `-l en -norm`, same `-Xmx2G`,
-same hypothesis cleaning) so the numbers are the jar's own, but:
+segment scores). We send byte-identical lines (same jar, same flags `-l en -norm`, same
+`-Xmx2G`, same hypothesis cleaning; `text.JVM_OPTIONS` only picks the JVM's garbage collector)
+so the numbers are the jar's own, but:
 
 * one process serves a whole evaluation (and every later one in the same Python process;
   `get_meteor()` returns the shared instance, closed at interpreter exit); a big evaluation
@@ -33,10 +34,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from captioner_jax.evaluation.text import _PYCOCO_DIR
+from captioner_jax.evaluation.text import _PYCOCO_DIR, JVM_OPTIONS
 
 METEOR_DIR = os.path.join(_PYCOCO_DIR, "meteor")
-METEOR_CMD = ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
+METEOR_CMD = ["java", *JVM_OPTIONS, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l",
+              "en", "-norm"]
 
 
 def score_line(hypothesis: str, references: Sequence[str]) -> str:
