@@ -231,3 +231,13 @@ def test_every_evaluation_jvm_runs_with_the_throughput_collector(monkeypatch):
         argv = f.read().decode().split("\0")
     assert argv[1:1 + len(text_module.JVM_OPTIONS)] == list(text_module.JVM_OPTIONS)
     assert argv[argv.index("-jar") + 1:][:2] == ["-Xmx2G", "meteor-1.5.jar"]
+
+
+def test_one_setting_governs_every_evaluation_jvm(monkeypatch):
+    """`text.JVM_OPTIONS` is read when a jar starts (what `benchmarks/evaluate_speed.py
+    --jvm-options` relies on), and the official arguments follow it unchanged."""
+    from captioner_jax.evaluation.meteor import METEOR_ARGS, meteor_command
+
+    monkeypatch.setattr(text_module, "JVM_OPTIONS", ("-XX:+UseSerialGC",))
+    assert meteor_command() == ["java", "-XX:+UseSerialGC", *METEOR_ARGS]
+    assert METEOR_ARGS[:3] == ("-jar", "-Xmx2G", "meteor-1.5.jar")

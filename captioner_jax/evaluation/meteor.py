@@ -34,11 +34,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from captioner_jax.evaluation.text import _PYCOCO_DIR, JVM_OPTIONS
+from captioner_jax.evaluation import text
+from captioner_jax.evaluation.text import _PYCOCO_DIR
 
 METEOR_DIR = os.path.join(_PYCOCO_DIR, "meteor")
-METEOR_CMD = ["java", *JVM_OPTIONS, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l",
-              "en", "-norm"]
+# pycocoevalcap's command after `java` (the official one).
+METEOR_ARGS = ("-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm")
+
+
+def meteor_command() -> list[str]:
+    """The jar's command line: `java`, the evaluation's JVM options (`text.JVM_OPTIONS`, read
+    now, so that one setting governs every JVM the evaluation starts), the official arguments."""
+    return ["java", *text.JVM_OPTIONS, *METEOR_ARGS]
 
 
 def score_line(hypothesis: str, references: Sequence[str]) -> str:
@@ -147,7 +154,7 @@ class MeteorProcess(_MeteorRequests):
         self._lock = threading.Lock()
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            METEOR_CMD, cwd=METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            meteor_command(), cwd=METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
 
