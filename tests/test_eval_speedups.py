@@ -4,7 +4,8 @@
   cache file is ignored and rewritten;
 * `--video-order`: an explicit order equals the `hash_seed` order it spells out;
 * METEOR pairs shared by a pool of jars: the same statistics lines, in pair order, however
-  they are chunked and whatever the jar was asked before;
+  they are chunked and whatever the jar was asked before (one JVM on several threads:
+  tests/test_meteor_threads.py);
 * METEOR pairs scored once for all thresholds: each threshold equals its own evaluation.
 Small inputs (the look-ahead test's multi-segment, two-file case) and one shared jar.
 """
@@ -230,7 +231,10 @@ def test_every_evaluation_jvm_runs_with_the_throughput_collector(monkeypatch):
     with open(f"/proc/{jar._proc.pid}/cmdline", "rb") as f:
         argv = f.read().decode().split("\0")
     assert argv[1:1 + len(text_module.JVM_OPTIONS)] == list(text_module.JVM_OPTIONS)
-    assert argv[argv.index("-jar") + 1:][:2] == ["-Xmx2G", "meteor-1.5.jar"]
+    if jar.threads == 1:  # the jar's own main
+        assert argv[argv.index("-jar") + 1:][:2] == ["-Xmx2G", "meteor-1.5.jar"]
+    else:  # MeteorThreads: the same heap and jar arguments
+        assert "-Xmx2G" in argv and argv[-7:-1] == ["-", "-", "-stdio", "-l", "en", "-norm"]
 
 
 def test_one_setting_governs_every_evaluation_jvm(monkeypatch):
@@ -241,3 +245,8 @@ def test_one_setting_governs_every_evaluation_jvm(monkeypatch):
     monkeypatch.setattr(text_module, "JVM_OPTIONS", ("-XX:+UseSerialGC",))
     assert meteor_command() == ["java", "-XX:+UseSerialGC", *METEOR_ARGS]
     assert METEOR_ARGS[:3] == ("-jar", "-Xmx2G", "meteor-1.5.jar")
+    assert meteor_command(2, "/classes") == [
+        "java", "-XX:+UseSerialGC", "-Xmx2G", "-cp", "meteor-1.5.jar:/classes", "MeteorThreads",
+        "2", "-", "-", "-stdio", "-l", "en", "-norm"]
+    with pytest.raises(ValueError, match="compiled"):
+        meteor_command(2)
