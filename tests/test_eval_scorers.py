@@ -15,9 +15,9 @@ from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 
 from captioner_jax.evaluation import CiderD
 from captioner_jax.evaluation.bleu import bleu_from_stats, bleu_pair_stats, grouped_bleu
-from captioner_jax.evaluation.cider import grouped_cider
-from captioner_jax.evaluation.ngrams import NgramTable
-from captioner_jax.evaluation.rouge import lcs_lengths, rouge_l_scores
+from captioner_jax.evaluation.cider import _cider_core, grouped_cider
+from captioner_jax.evaluation.ngrams import NgramTable, pair_entries
+from captioner_jax.evaluation.rouge import lcs_lengths, rouge_l_scores, rouge_l_text_pairs
 from captioner_jax.evaluation.soda import soda_dp
 from captioner_jax.evaluation.tiou import caption_pairs, precision_recall, tiou, tiou_matrix
 
@@ -130,6 +130,18 @@ def test_rouge_matches_pycocoevalcap():
         (1 + b * b) * p * r / (r + b * b * p))
 
 
+def test_rouge_text_pairs_in_length_sorted_chunks_equal_per_pair_scores():
+    """`rouge_l_text_pairs` reorders pairs by length into chunks; results land on their own
+    pairs (chunks of 3 over sentences of 0-90 tokens, some past one 64-bit word)."""
+    rng = random.Random(4)
+    texts = _random_sentences(rng, 25) + [" ".join(["man"] * 90), ""]
+    np_rng = np.random.default_rng(4)
+    hyp, ref = np_rng.integers(0, 27, size=80), np_rng.integers(0, 27, size=80)
+    want = rouge_l_scores([texts[i] for i in hyp], [[texts[i]] for i in ref])
+    for chunk in (3, 8192):
+        np.testing.assert_array_equal(rouge_l_text_pairs(texts, hyp, ref, chunk=chunk), want)
+
+
 # ---------------------------------------------------------------- CIDEr-D
 def _coco_cider(hyps, refs):
     gts = {i: list(r) for i, r in enumerate(refs)}
@@ -168,6 +180,48 @@ def test_grouped_cider_matches_pycocoevalcap_per_group():
         idx = np.flatnonzero(groups == g)
         want = _coco_cider([hyps[i] for i in idx], [[refs[ref_of[i]]] for i in idx])
         np.testing.assert_allclose(got[idx], want, rtol=1e-9, atol=1e-12)
+
+
+def _expanded_grouped_cider(table, hyp, ref, group, num_groups):
+    """grouped_cider computed pair by pair (every pair's entries expanded, no sharing)."""
+    k = max(table.num_ngrams, 1)
+    h_pair, h_entry = pair_entries(table, hyp)
+    r_pair, r_entry = pair_entries(table, ref)
+    r_keys = group[r_pair] * k + table.ngram_ids[r_entry]
+    df_keys, df_counts = np.unique(r_keys, return_counts=True)
+    h_keys = group[h_pair] * k + table.ngram_ids[h_entry]
+    pos = np.minimum(np.searchsorted(df_keys, h_keys), len(df_keys) - 1)
+    df_h = np.where(df_keys[pos] == h_keys, df_counts[pos], 0).astype(np.float64)
+    df_r = df_counts[np.searchsorted(df_keys, r_keys)].astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_n = np.log(np.bincount(group, minlength=num_groups).astype(np.float64))[group]
+    return _cider_core(table, hyp, ref, np.arange(len(ref)), df_h, df_r, log_n, h_pair,
+                       h_entry, r_pair, r_entry)
+
+
+def test_grouped_cider_shares_work_between_repeated_sentences_to_the_bit():
+    """Groups where a hypothesis has several pairs (a prediction matched to k segments), a
+    reference has several pairs, a (hypothesis, reference) pair repeats, sentences are empty
+    or one word: pycocoevalcap's numbers per group, and the bits of the pair-by-pair
+    expansion."""
+    rng = random.Random(5)
+    sentences = _random_sentences(rng, 12) + ["", "dog", "a dog runs"]
+    table = NgramTable.build(sentences)
+    np_rng = np.random.default_rng(5)
+    hyp = np_rng.integers(0, 15, size=120)
+    ref = np_rng.integers(0, 15, size=120)
+    hyp[:6], ref[:6] = 3, [1, 2, 4, 4, 4, 14]  # one hypothesis x several references
+    group = np.sort(np_rng.integers(0, 7, size=120))
+    got = grouped_cider(table, hyp, ref, group, 8)
+    np.testing.assert_array_equal(got, _expanded_grouped_cider(table, hyp, ref, group, 8))
+    for g in range(7):
+        idx = np.flatnonzero(group == g)
+        want = _coco_cider([sentences[hyp[i]] for i in idx], [[sentences[ref[i]]] for i in idx])
+        np.testing.assert_allclose(got[idx], want, rtol=1e-9, atol=1e-12)
+    assert grouped_cider(table, hyp[:0], ref[:0], group[:0], 1).shape == (0,)
+    empty = NgramTable.build(["", "a b"])  # no reference has an n-gram
+    assert grouped_cider(empty, np.array([1, 1]), np.array([0, 0]), np.array([0, 0]), 1
+                         ).tolist() == [0.0, 0.0]
 
 
 def test_corpus_cider_d_equals_pycocoevalcap():

@@ -106,30 +106,83 @@ def grouped_cider(
     hyp, ref, group: [P] (sentence ids, sentence ids, group id). Returns [P] float64.
     Document frequency of n-gram g in group G = number of G's pairs whose reference contains g;
     log N = log(number of pairs in G).
+
+    Every quantity is computed once where it is defined, not once per pair: the tf-idf
+    weights and norms once per distinct (sentence, group) (a prediction matched to k
+    segments is k pairs with one hypothesis; a segment matched by several predictions is
+    several pairs with one reference), the n-grams a hypothesis shares with a reference once
+    per distinct sentence pair; each pair then sums min(w_h, w_r) * w_r over its shared
+    n-grams only. The same floating-point operations in the same order as expanding every
+    pair (`_cider_core`), so the same bits; on a full val_1 + val_2 evaluation (265k pairs,
+    19.7k groups) about 3x less work.
     """
     hyp = np.asarray(hyp, np.int64)
     ref = np.asarray(ref, np.int64)
     group = np.asarray(group, np.int64)
+    num_pairs = len(hyp)
+    if num_pairs == 0:
+        return np.zeros((0,), np.float64)
     k = max(table.num_ngrams, 1)
-    h_pair, h_entry = pair_entries(table, hyp)
-    r_pair, r_entry = pair_entries(table, ref)
-    r_keys = group[r_pair] * k + table.ngram_ids[r_entry]
-    df_keys, df_counts = np.unique(r_keys, return_counts=True)
-
-    def lookup(keys):
-        pos = np.searchsorted(df_keys, keys)
-        pos = np.minimum(pos, max(len(df_keys) - 1, 0))
-        found = (df_keys[pos] == keys) if len(df_keys) else np.zeros(len(keys), bool)
-        return np.where(found, df_counts[pos] if len(df_keys) else 0, 0).astype(np.float64)
-
-    df_h = lookup(group[h_pair] * k + table.ngram_ids[h_entry])
-    df_r = df_counts[np.searchsorted(df_keys, r_keys)].astype(np.float64)
+    num_sentences = len(table.lengths)
+    # Distinct (reference, group) and (hypothesis, group); multiplicity = pairs of each.
+    rg_keys, pair_rg, rg_count = np.unique(group * num_sentences + ref, return_inverse=True,
+                                           return_counts=True)
+    hg_keys, pair_hg = np.unique(group * num_sentences + hyp, return_inverse=True)
+    rg_ref, rg_group = rg_keys % num_sentences, rg_keys // num_sentences
+    hg_hyp, hg_group = hg_keys % num_sentences, hg_keys // num_sentences
+    # Document frequencies: a distinct (reference, group) counts once per pair it stands for.
+    r_rg, r_entry = pair_entries(table, rg_ref)
+    r_keys = rg_group[r_rg] * k + table.ngram_ids[r_entry]
+    df_keys, r_df_index = np.unique(r_keys, return_inverse=True)
+    df_counts = np.bincount(r_df_index, weights=rg_count[r_rg].astype(np.float64))
+    h_hg, h_entry = pair_entries(table, hg_hyp)
+    h_keys = hg_group[h_hg] * k + table.ngram_ids[h_entry]
+    if len(df_keys):
+        pos = np.minimum(np.searchsorted(df_keys, h_keys), len(df_keys) - 1)
+        df_h = np.where(df_keys[pos] == h_keys, df_counts[pos], 0.0)
+    else:  # no reference has an n-gram
+        df_h = np.zeros(len(h_keys))
+    df_r = df_counts[r_df_index]
     group_size = np.bincount(group, minlength=num_groups).astype(np.float64)
     with np.errstate(divide="ignore"):
-        log_n = np.log(group_size)[group]
-    return _cider_core(
-        table, hyp, ref, np.arange(len(ref)), df_h, df_r, log_n, h_pair, h_entry, r_pair, r_entry
-    )
+        log_n = np.log(group_size)
+    w_h = table.counts[h_entry] * (log_n[hg_group][h_hg] - np.log(np.maximum(1.0, df_h)))
+    w_r = table.counts[r_entry] * (log_n[rg_group][r_rg] - np.log(np.maximum(1.0, df_r)))
+    norm_h = np.sqrt(_scatter_add(h_hg * MAX_N + table.orders[h_entry], w_h**2,
+                                  (len(hg_keys), MAX_N)))
+    norm_r = np.sqrt(_scatter_add(r_rg * MAX_N + table.orders[r_entry], w_r**2,
+                                  (len(rg_keys), MAX_N)))
+    # Shared n-grams of every distinct (hypothesis, reference) sentence pair, in n-gram id
+    # order within the pair (as the per-pair join orders them).
+    sp_keys, pair_sp = np.unique(hyp * num_sentences + ref, return_inverse=True)
+    sp_hyp, sp_ref = sp_keys // num_sentences, sp_keys % num_sentences
+    a_sp, a_entry = pair_entries(table, sp_hyp)
+    b_sp, b_entry = pair_entries(table, sp_ref)
+    ia, ib = match_entries(a_sp * k + table.ngram_ids[a_entry],
+                           b_sp * k + table.ngram_ids[b_entry])
+    m_sp, m_h_entry, m_r_entry = a_sp[ia], a_entry[ia], b_entry[ib]
+    # Each pair's shared n-grams: the matches of its sentence pair (CSR over sentence pairs).
+    m_count = np.bincount(m_sp, minlength=len(sp_keys))
+    m_start = np.cumsum(m_count) - m_count
+    reps = m_count[pair_sp]
+    m_pair = np.repeat(np.arange(num_pairs, dtype=np.int64), reps)
+    m = np.repeat(m_start[pair_sp] - (np.cumsum(reps) - reps), reps) + np.arange(
+        int(reps.sum()), dtype=np.int64)
+    # Weights of the shared n-grams of each pair, read from its (sentence, group) entries.
+    hg_first = np.searchsorted(h_hg, np.arange(len(hg_keys)))
+    rg_first = np.searchsorted(r_rg, np.arange(len(rg_keys)))
+    wh = w_h[hg_first[pair_hg[m_pair]] + m_h_entry[m] - table.offsets[hyp[m_pair]]]
+    wr = w_r[rg_first[pair_rg[m_pair]] + m_r_entry[m] - table.offsets[ref[m_pair]]]
+    dot = _scatter_add(m_pair * MAX_N + table.orders[m_r_entry[m]], np.minimum(wh, wr) * wr,
+                       (num_pairs, MAX_N))
+    denom = norm_h[pair_hg] * norm_r[pair_rg]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = np.where(denom != 0, dot / np.where(denom != 0, denom, 1.0), dot)
+    bigrams_h = np.maximum(table.lengths[hyp] - 1, 0)
+    bigrams_r = np.maximum(table.lengths[ref] - 1, 0)
+    delta = (bigrams_h - bigrams_r).astype(np.float64)
+    val = val * np.e ** (-(delta**2) / (2 * SIGMA**2))[:, None]
+    return val.mean(axis=1) * 10.0
 
 
 class CiderD:

@@ -108,21 +108,26 @@ def rouge_l_scores(
 
 
 def rouge_l_text_pairs(texts: Sequence[str], hyp: np.ndarray, ref: np.ndarray,
-                       chunk: int = 50000) -> np.ndarray:
+                       chunk: int = 8192) -> np.ndarray:
     """ROUGE-L F of pairs (texts[hyp[i]], [texts[ref[i]]]) -> [N] float64.
 
     The same numbers as `rouge_l_scores` with one reference per pair, but every distinct
-    text is split into token ids once (pairs share texts across thresholds and pairs).
+    text is split into token ids once (pairs share texts across thresholds and pairs), and
+    the pairs run in chunks of similar lengths (sorted by hypothesis, then reference
+    length): a chunk's work is its longest hypothesis x its longest reference, so one long
+    sentence no longer pads every pair of its chunk (val_1 + val_2: hypotheses of up to 83
+    tokens, 13.6 on average).
     """
     hyp = np.asarray(hyp, np.int64)
     ref = np.asarray(ref, np.int64)
     ids, _ = _token_ids(texts)
     lens = np.asarray([len(x) for x in ids], np.int64)
     lcs = np.zeros(len(hyp), np.int64)
+    order = np.lexsort((lens[ref], lens[hyp]))
     for start in range(0, len(hyp), chunk):
-        sl = slice(start, start + chunk)
-        lcs[sl] = lcs_lengths([ids[i] for i in hyp[sl].tolist()],
-                              [ids[i] for i in ref[sl].tolist()])
+        rows = order[start:start + chunk]
+        lcs[rows] = lcs_lengths([ids[i] for i in hyp[rows].tolist()],
+                                [ids[i] for i in ref[rows].tolist()])
     # As `rouge_l_scores`: P and R maximised from 0 over the one reference.
     prec = np.maximum(0.0, lcs / lens[hyp].astype(np.float64))
     rec = np.maximum(0.0, lcs / lens[ref].astype(np.float64))
