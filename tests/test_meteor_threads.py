@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from captioner_jax.evaluation import meteor as meteor_module
+from captioner_jax.evaluation import text as text_module
 from captioner_jax.evaluation.meteor import (
     MAX_JARS,
     METEOR_ARGS,
@@ -35,7 +36,13 @@ def _sentences(rng, count, low=0, high=14):
 
 @pytest.fixture(scope="module")
 def processes():
-    threaded, jar = MeteorProcess(threads=3), MeteorProcess(threads=1)
+    # The threaded process remembers at most 50 normal forms / stems: the requests below
+    # both hit and overflow (empty) its memories.
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(text_module, "JVM_OPTIONS", (*text_module.JVM_OPTIONS,
+                                               "-Dmeteorthreads.remember=50"))
+        threaded = MeteorProcess(threads=3)
+    jar = MeteorProcess(threads=1)
     yield threaded, jar
     threaded.close()
     jar.close()
@@ -46,7 +53,7 @@ def test_threaded_process_is_the_jar_scorer_on_threads(processes):
     assert threaded.threads == 3 and jar.threads == 1
     argv = open(f"/proc/{threaded._proc.pid}/cmdline", "rb").read().decode().split("\0")[:-1]
     assert argv[argv.index("MeteorThreads") + 1:] == ["3", *METEOR_ARGS[3:]]
-    assert "-Xmx2G" in argv and "-jar" not in argv
+    assert "-Xmx2G" in argv and "-jar" not in argv and "-Dmeteorthreads.remember=50" in argv
 
 
 def test_threaded_process_answers_every_request_as_the_jar_in_order(processes):
@@ -55,7 +62,8 @@ def test_threaded_process_answers_every_request_as_the_jar_in_order(processes):
     hyps = _sentences(rng, 1500)
     refs = [_sentences(rng, int(rng.integers(1, 4)), low=1) for _ in hyps]
     want = jar.stats(hyps, refs)
-    # Many more requests than threads in flight: any reordering would show.
+    # Many more requests than threads in flight: any reordering would show. Sentences and
+    # words recur (a 32-word vocabulary): remembered normal forms and stems are reused.
     assert threaded.stats(hyps, refs) == want
     assert threaded.stats(hyps[::-1], refs[::-1]) == want[::-1]
     raw = ["SCORE ||| only one field", "score ||| a man ||| a man", "HELLO", "EVAL",
