@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "cache file's reading and rewriting measured slower than the "
                         "tokenizer work it saves)")
     p.add_argument("--meteor-jars", type=int, default=None,
-                   help="METEOR jars sharing the pairs (same numbers); default one per core "
-                        "(at most 4) from 20k predictions on, else one")
+                   help="METEOR jars sharing the pairs (same numbers); default: one "
+                        "process scoring on a thread per core where a JDK (javac) is "
+                        "present, else one jar per core (at most 4) from 20k predictions on")
     p.add_argument("--python2-split", action="store_true",
                    help="BLEU/CIDEr-D split tokens as the original Python 2 densevid_eval "
                         "does (a PTB token holding a no-break space, e.g. '925 606 0946', "

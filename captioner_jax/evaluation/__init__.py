@@ -1,11 +1,12 @@
 """Official ActivityNet dense-captioning evaluation (densevid_eval "2018" / latest, SODA_c,
-paragraph metrics), fast: one PTB tokenization, one METEOR jar, numpy-vectorized scorers.
+paragraph metrics), fast: one PTB tokenization, one METEOR JVM, numpy-vectorized scorers.
 
 Public API:
   evaluate_submission(submission, references, *, version, tious, max_proposals, soda,
                       para_references, lenient, official_inputs, hash_seed) -> dict
   CiderD: corpus CIDEr-D with precomputed document frequencies (SCST rewards).
-  MeteorProcess / get_meteor(): one long-lived METEOR jar; `.pair_scores(hyps, refs)`.
+  MeteorProcess / get_meteor(): one long-lived METEOR process (with a JDK: one JVM scoring on
+    a thread per core, `java/MeteorThreads.java`); `.pair_scores(hyps, refs)`.
   MeteorPool / get_meteor_pool(n): n jars serving as one (pairs split between them).
   ptb_tokenize(sentences) -> list[str]: pycocoevalcap's PTB tokenization of one document
     (one line per sentence; the lexer looks ahead across lines).

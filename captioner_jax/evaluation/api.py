@@ -63,8 +63,9 @@ def evaluate_submission(
       `$XDG_CACHE_HOME/sa_tsp_dvc` when only `reference_cache` is set. Off by default: on
       full val_1 + val_2 reading and rewriting the cache file measured slower than the
       tokenizer work it saves (benchmarks/evaluate_vs_official.py).
-    meteor_jars: METEOR jars sharing the pairs (`MeteorPool`; same numbers); None: one per
-      core (at most 4) from 20k predictions on, else one.
+    meteor_jars: METEOR jars sharing the pairs (`MeteorPool`; same numbers); None: the
+      shared process, scoring on a thread per core where a JDK is present
+      (`meteor.default_num_jars`), else one jar per core (at most 4) from 20k predictions on.
     python2_split: equal the original Python 2 densevid_eval where a PTB token holds a
       no-break space (BLEU / CIDEr-D; see `score_captions`); default: the Python 3 ports.
 

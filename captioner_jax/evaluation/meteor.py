@@ -28,11 +28,13 @@ Where a JDK is present (`javac`), the shared process is not the jar's own `Meteo
 scorer built from the same arguments, answering the same request lines with the same lines in
 the same order, but scoring them on one thread per core, each with its own copy of the scorer
 (the jar's copy constructor: own stemmer, shared read-only synonym and paraphrase tables). One
-JVM then loads the paraphrase table and warms up its JIT once instead of once per jar: on a
-full val_1 + val_2 evaluation on 2 cores, 27.4 s cold and 37 Java CPU-seconds against 36.1 s
-and 51.5 for two jars, with byte-identical statistics for all 110,971 distinct pairs
-(`benchmarks/evaluate_speed.py --compare-jars`). Without a JDK, or with
-`DVC_METEOR_THREADS=1`, the jar itself runs, as many jars as before (`MeteorPool`).
+JVM then loads the paraphrase table and warms up its JIT once instead of once per jar, and it
+remembers the normal forms of sentences and the stems of words across requests: a full
+val_1 + val_2 evaluation on 2 cores took 22.1 s cold / 14.6 s warm with 46.5 Java
+CPU-seconds against 33.7 s / 21.1 s / 78.6 for two jars (medians of 3, `python
+benchmarks/evaluate_speed.py --skip-slow --compare-jars --repeats 3`), with byte-identical
+statistics for all 110,971 distinct pairs. Without a JDK, or with `DVC_METEOR_THREADS=1`, the
+jar itself runs, as many jars as before (`MeteorPool`).
 """
 from __future__ import annotations
 
