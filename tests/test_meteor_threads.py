@@ -59,7 +59,7 @@ def test_threaded_process_is_the_jar_scorer_on_threads(processes):
 def test_threaded_process_answers_every_request_as_the_jar_in_order(processes):
     threaded, jar = processes
     rng = np.random.default_rng(0)
-    hyps = _sentences(rng, 1500)
+    hyps = _sentences(rng, 600)
     refs = [_sentences(rng, int(rng.integers(1, 4)), low=1) for _ in hyps]
     want = jar.stats(hyps, refs)
     # Many more requests than threads in flight: any reordering would show. Sentences and
