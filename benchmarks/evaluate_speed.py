@@ -87,7 +87,7 @@ def main() -> None:
     if args.compare_jars:
         a, b = runs["threads"], runs["jars"]
         keys = [k for k in a[0] if isinstance(a[0][k], float) and not k.startswith("_")]
-        diff = max(abs(x[k] - y[k]) for x in a + b for y in a[:1] for k in keys)
+        diff = max(abs(x[k] - a[0][k]) for x in a + b for k in keys)
         med = lambda rs, k: float(np.median([x[k] for x in rs]))  # noqa: E731
         print(f"medians of {args.repeats} alternating runs, one threaded JVM vs one jar per "
               f"core: cold {med(a, '_cold'):.1f} vs {med(b, '_cold'):.1f} s "

@@ -169,8 +169,11 @@ def grouped_cider(
     m = np.repeat(m_start[pair_sp] - (np.cumsum(reps) - reps), reps) + np.arange(
         int(reps.sum()), dtype=np.int64)
     # Weights of the shared n-grams of each pair, read from its (sentence, group) entries.
-    hg_first = np.searchsorted(h_hg, np.arange(len(hg_keys)))
-    rg_first = np.searchsorted(r_rg, np.arange(len(rg_keys)))
+    # First expanded entry of each distinct (sentence, group): the entries are laid out
+    # sentence after sentence, as many as the sentence has.
+    hg_size = table.offsets[hg_hyp + 1] - table.offsets[hg_hyp]
+    rg_size = table.offsets[rg_ref + 1] - table.offsets[rg_ref]
+    hg_first, rg_first = np.cumsum(hg_size) - hg_size, np.cumsum(rg_size) - rg_size
     wh = w_h[hg_first[pair_hg[m_pair]] + m_h_entry[m] - table.offsets[hyp[m_pair]]]
     wr = w_r[rg_first[pair_rg[m_pair]] + m_r_entry[m] - table.offsets[ref[m_pair]]]
     dot = _scatter_add(m_pair * MAX_N + table.orders[m_r_entry[m]], np.minimum(wh, wr) * wr,

@@ -38,6 +38,7 @@ jar itself runs, as many jars as before (`MeteorPool`).
 """
 from __future__ import annotations
 
+import abc
 import atexit
 import hashlib
 import logging
@@ -205,16 +206,18 @@ def group_stats(lines: Sequence[str], groups: Sequence[Sequence[int]]
     return [" ".join(f"{int(v)}.0" for v in row) for row in sums], exact
 
 
-class _MeteorRequests:
+class _MeteorRequests(abc.ABC):
     """Requests built on `stats` and `evaluate` (shared by one jar and a pool of jars)."""
 
+    @abc.abstractmethod
     def stats(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]
               ) -> list[str]:
-        raise NotImplementedError
+        """Statistics line per (hypothesis, references) pair."""
 
+    @abc.abstractmethod
     def evaluate(self, stats_groups: Sequence[Sequence[str]]
                  ) -> list[tuple[np.ndarray, float]]:
-        raise NotImplementedError
+        """One `EVAL` per group of statistics lines: (segment scores, aggregate)."""
 
     def aggregates(self, stats: Sequence[str], groups: Sequence[Sequence[int]]) -> np.ndarray:
         """The jar's aggregate METEOR of each group of `stats` lines (indices), [num_groups]."""
