@@ -1,0 +1,123 @@
+"""First checkpoint save of the synthetic SA-TSP train state on N CPU devices: the project's
+`Checkpointer` (replica 0 writes every array) vs. Orbax's default replica-parallel saving.
+
+    python benchmarks/checkpoint_save.py [--devices 8] [--repeats 3] [--json-out FILE]
+        [--config configs/sa_tsp/synthetic.py]
+
+The state has the shapes of `sa_tsp_jax.train`'s {params, batch_stats, opt_state, step} for
+the config (from `jax.eval_shape`, filled with seeded random values, replicated over the
+devices as the trainer places them). Each measurement is a fresh process (the cost is a
+per-process one: Orbax's replica-parallel path slices every replicated array per device with
+an eager `lax.slice`, one XLA compilation each); the two layouts alternate. Prints the
+medians, the compilations counted during the save, and one `BENCH_JSON` line (a row of the
+README's performance table). Asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+_CHILD = "--child"
+
+
+def _save_once(layout: str, config_path: str, workdir: str) -> dict:
+    """In a fresh process: build the state, time `Checkpointer.save` of it (seconds)."""
+    import time
+
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+    from jax import monitoring
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from data_prep.infra import checkpointing, mesh
+    from data_prep.orchestration.config_files import load_config_file
+    from sa_tsp_jax import optim
+    from sa_tsp_jax.train import build_model, init_state_fn
+
+    config = load_config_file(config_path)
+    model = build_model(config)
+    tx = optim.make_optimizer(optim.OptimConfig.from_mapping(config.optim), 10)
+    clip = (int(config.input.clip_length), int(config.input.crop), int(config.input.crop), 3)
+    abstract = jax.eval_shape(init_state_fn(model, tx, clip, 0), jax.random.key(0))
+    replicated = NamedSharding(mesh.make_mesh((("data", -1),)), P())
+    rng = np.random.default_rng(0)
+    state = jax.tree.map(lambda a: jax.device_put(
+        rng.normal(size=a.shape).astype(a.dtype), replicated), abstract)
+    state = jax.block_until_ready(state)
+    leaves = jax.tree.leaves(state)
+
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "ckpt"))
+    if layout == "replica_parallel":  # Orbax's default jax.Array handler on CPU
+        from orbax.checkpoint._src.metadata import array_metadata_store
+
+        ocp.type_handlers.register_type_handler(
+            jax.Array, ocp.type_handlers.ArrayHandler(
+                use_replica_parallel=True, array_metadata_store=array_metadata_store.Store()),
+            override=True)
+    compiles = []
+    monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **_: compiles.append(duration)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    t = time.perf_counter()
+    ckpt.save(1, state)
+    ckpt.wait()
+    seconds = time.perf_counter() - t
+    ckpt.close()
+    return {"seconds": seconds, "compilations": len(compiles), "arrays": len(leaves),
+            "mib": sum(x.nbytes for x in leaves) / 2**20}
+
+
+def _run_child(layout: str, config: str, devices: int) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    with tempfile.TemporaryDirectory() as workdir:
+        out = subprocess.run([sys.executable, __file__, _CHILD, layout, config, workdir],
+                             env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == _CHILD:
+        print(json.dumps(_save_once(*sys.argv[2:5])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--config", default="configs/sa_tsp/synthetic.py")
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args()
+    from benchmarks.harness import emit, machine_info
+
+    runs: dict[str, list[dict]] = {"project": [], "replica_parallel": []}
+    for _ in range(args.repeats):
+        for layout in runs:
+            runs[layout].append(_run_child(layout, args.config, args.devices))
+            r = runs[layout][-1]
+            print(f"{layout:16s} first save {r['seconds']:6.2f} s, {r['compilations']} "
+                  f"compilations ({r['arrays']} arrays, {r['mib']:.1f} MiB)", flush=True)
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    print(f"median first save on {args.devices} CPU devices: project {med['project']:.2f} s, "
+          f"Orbax replica-parallel {med['replica_parallel']:.2f} s "
+          f"({med['replica_parallel'] / med['project']:.1f}x)")
+    emit({"bench": "checkpoint_first_save", "variant": f"{args.devices} CPU devices",
+          "original": "Orbax replica-parallel", "config": args.config,
+          "devices": args.devices, "repeats": args.repeats, "project_s": med["project"],
+          "original_s": med["replica_parallel"],
+          "compilations": {k: [r["compilations"] for r in v] for k, v in runs.items()},
+          "arrays": runs["project"][0]["arrays"], "mib": runs["project"][0]["mib"],
+          "machine": machine_info()},
+         args.json_out)
+
+
+if __name__ == "__main__":
+    main()
