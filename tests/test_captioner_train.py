@@ -31,7 +31,8 @@ TIME_KEYS = {"time", "steps_per_s", "videos_per_s", "predict_seconds", "seconds"
 
 def _config(root, dim, arg=""):
     c = synthetic.get_config(f"root={root},dim={dim},runlocal,devices=2,batch=2" + arg)
-    c.model.update(num_levels=2, cap_levels=2, enc_layers=1, caption_head="light")
+    # Two decoder layers (runlocal has one): the per-layer matching and auxiliary losses run.
+    c.model.update(num_levels=2, cap_levels=2, enc_layers=1, dec_layers=2, caption_head="light")
     c.data.num_steps = 16
     c.data.max_caption_len = 16
     c.eval.max_len = 12

@@ -14,7 +14,8 @@ Switches (plus those of `configs/captioner/base.py`):
                   VGGish (`<id>_vggish.npy`, 128-d) features from `i3d_dir=`/`vggish_dir=`
                   (the report's best combination "SA-TSP + I3D + VGGish")
   vocab=PATH      caption vocabulary (default: PDVC's vocabulary_activitynet.json)
-  runlocal        50 training / 20 validation videos, 2 epochs, small model
+  runlocal        50 training / 20 validation videos, 2 epochs, small model (hidden size
+                  64, one encoder and one decoder layer)
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def build(sw):
     c.eval.references = [os.path.join(captions, "val_1.json"),
                          os.path.join(captions, "val_2.json")]
     if sw.runlocal:
-        c.model.update(hidden_dim=64, ffn_dim=64, rnn_size=64, word_dim=64, att_hid=64)
+        c.model.update(hidden_dim=64, ffn_dim=64, rnn_size=64, word_dim=64, att_hid=64,
+                       enc_layers=1, dec_layers=1)  # compiles in 2/3 of the time of 2 + 2
         c.num_epochs = 2
         c.data.max_val_videos = 20
         c.eval.soda = False
