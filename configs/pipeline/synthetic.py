@@ -18,7 +18,8 @@ The captioners run on one device (`devices=1`): their synthetic batches of 4 vid
 small to split over many devices; the encoder uses all of them.
 
 Switches: size=demo (default; under 20 minutes on 2 CPU cores) | tiny (the end-to-end test:
-a few steps per stage, about 3 minutes), seed=N (data set seed).
+a few steps per stage, about 2.5 minutes with an empty compilation cache), seed=N (data set
+seed).
 """
 from __future__ import annotations
 
