@@ -38,7 +38,6 @@ def _save_once(layout: str, config_path: str, workdir: str) -> dict:
 
     import jax
     import numpy as np
-    import orbax.checkpoint as ocp
     from jax import monitoring
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
@@ -62,13 +61,7 @@ def _save_once(layout: str, config_path: str, workdir: str) -> dict:
 
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "ckpt"))
     # Both layouts explicitly (the Checkpointer's own choice depends on the backend).
-    from orbax.checkpoint._src.metadata import array_metadata_store
-
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(
-            use_replica_parallel=layout == "replica_parallel",
-            array_metadata_store=array_metadata_store.Store()),
-        override=True)
+    checkpointing.register_array_handler(replica_parallel=layout == "replica_parallel")
     compiles = []
     monitoring.register_event_duration_secs_listener(
         lambda event, duration, **_: compiles.append(duration)

@@ -128,7 +128,7 @@ def test_progress_announces_compilation_and_shows_the_loss(caplog):
 
 def test_saving_replicated_arrays_on_cpu_compiles_nothing(tmp_path):
     """Orbax's replica-parallel saving slices every replicated array per device with an eager
-    `lax.slice` (an XLA compilation each: 10-18 s for the encoder's first save on 8 CPU
+    `lax.slice` (an XLA compilation each: 7-18 s for the encoder's first save on 8 CPU
     devices). The Checkpointer turns it off on CPU: a first save of 12 arrays of new shapes,
     replicated over the 8 test devices, compiles nothing, and restores the same values."""
     from jax import monitoring
