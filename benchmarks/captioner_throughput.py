@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.captioner_vs_pdvc import project_train  # noqa: E402
 from captioner_jax import build  # noqa: E402
-from captioner_jax.inference import make_predict_fn  # noqa: E402
+from captioner_jax.inference import make_predict_fn, make_word_gate_fn  # noqa: E402
 from configs.captioner import base  # noqa: E402
 from data_prep.infra.jax_setup import enable_compilation_cache  # noqa: E402
 
@@ -80,12 +80,13 @@ def main():
               f"{rate * b:7.2f} videos/s | loss {float(loss):.3f}")
 
         predict = make_predict_fn(model, args.mode, 30)
+        word_gates = make_word_gate_fn(model)(params)  # once per params, as predict_split
         t0 = time.perf_counter()
-        jax.block_until_ready(predict(params, batch))
+        jax.block_until_ready(predict(params, batch, word_gates))
         compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(args.steps):
-            out = predict(params, batch)
+            out = predict(params, batch, word_gates)
         jax.block_until_ready(out)
         rate = args.steps / (time.perf_counter() - t0)
         print(f"predict batch {b}: first call {compile_s:6.1f} s | {rate * b:7.2f} videos/s")

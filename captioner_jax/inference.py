@@ -54,13 +54,19 @@ def host_rows(tree, mesh):
 
 
 def make_predict_fn(model, mode: str, max_len: int):
-    """jitted (params, batch) -> dict(probs [B,N], boxes [B,N,2], counts [B,C+1],
-    tokens/logprobs [B,N,max_len], query_valid [B,N])."""
+    """jitted (params, batch, word_gates=None) -> dict(probs [B,N], boxes [B,N,2],
+    counts [B,C+1], tokens/logprobs [B,N,max_len], query_valid [B,N]).
+
+    word_gates: `make_word_gate_fn(model)(params)` of the same params (built once per
+    parameters, as `predict_split` does): the greedy steps look their word gates up instead
+    of multiplying with the LSTM's word weight every step (same tokens; log-probabilities
+    equal up to float summation order). None: the per-step product."""
 
     @jax.jit
-    def predict(params, batch):
+    def predict(params, batch, word_gates=None):
         out = forward(model, params, batch, mode, train=False)
-        step_fn, carry = decoding.caption_decoder_from_outputs(model, {"params": params}, out)
+        step_fn, carry = decoding.caption_decoder_from_outputs(
+            model, {"params": params}, out, word_gate_table=word_gates)
         tokens, logprobs, _ = decoding.decode_tokens(step_fn, carry, max_len=max_len)
         b, n = out["logits"].shape[1:]
         return {
@@ -75,17 +81,24 @@ def make_predict_fn(model, mode: str, max_len: int):
     return predict
 
 
+def make_word_gate_fn(model):
+    """jitted params -> `decoding.word_gate_table` [V, 4R] (replicated like the params)."""
+    return jax.jit(lambda params: decoding.word_gate_table(model, {"params": params}))
+
+
 def predict_split(predict_fn, params, dataset, video_ids, vocab, mesh, *, batch_size: int,
-                  mode: str, post_cfg, progress_total: int | None = None) -> dict:
+                  mode: str, post_cfg, progress_total: int | None = None,
+                  word_gates=None) -> dict:
     """Runs the model over an evaluation dataset -> {video_id: [entries]} of this host's
-    videos. `batch_size`: videos per host and step."""
+    videos. `batch_size`: videos per host and step; `word_gates`: see `make_predict_fn`."""
     results: dict[str, list[dict]] = {}
     sharding = mesh_lib.batch_sharding(mesh)
     progress = Progress(progress_total or 0, items_per_step=batch_size, desc="predict",
                         item_name="videos")
     for step, host in enumerate(dataset, 1):
         host = pad_batch(host, batch_size)
-        pred = host_rows(predict_fn(params, mesh_lib.global_batch(host, sharding)), mesh)
+        pred = host_rows(
+            predict_fn(params, mesh_lib.global_batch(host, sharding), word_gates), mesh)
         for i in range(batch_size):
             if not host["valid"][i]:
                 continue
@@ -144,9 +157,11 @@ def evaluate_split(config, model, params, vocab, loader, videos, video_ids, mesh
     ds = caption_dataset(video_ids, videos, loader, vocab, in_cfg, seed=0, train=False)
     predict_fn = _cached_predict_fn(model, config.mode, int(config.eval.max_len))
     start = time.perf_counter()
+    word_gates = _cached_word_gate_fn(model)(params)  # once per evaluation: fixed params
     results = predict_split(
         predict_fn, params, ds, video_ids, vocab, mesh, batch_size=batch, mode=config.mode,
-        post_cfg=config.eval, progress_total=-(-len(video_ids) // global_batch))
+        post_cfg=config.eval, progress_total=-(-len(video_ids) // global_batch),
+        word_gates=word_gates)
     results = gather_results(results, video_ids)
     seconds = time.perf_counter() - start
     metrics = {"videos": len(results)}
@@ -173,6 +188,11 @@ def gather_results(results: dict, video_ids) -> dict:
 @functools.lru_cache(maxsize=8)
 def _cached_predict_fn(model, mode, max_len):
     return make_predict_fn(model, mode, max_len)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_word_gate_fn(model):
+    return make_word_gate_fn(model)
 
 
 def restore_params(workdir: str, abstract_params=None):

@@ -2,7 +2,8 @@
 
 * `caption_heads.hoisted_step` (value projection, ctx2att, event and word parts of the LSTM
   input hoisted out of the time loop) against the per-step cell `PDVC.caption_step`: the same
-  greedy ids, log-probabilities to float rounding, the same dropout masks in training.
+  greedy ids, log-probabilities to float rounding, the same dropout masks in training; and
+  with the word part of the gates read from `decoding.word_gate_table` (inference).
 * `decoding.caption_token_logprobs` (what the caption loss reads: padded steps and unmatched
   positions skipped) against the untrimmed computation (every position of every event):
   bitwise equal losses and gradients; and against teacher forcing with the per-step cell.
@@ -64,12 +65,18 @@ def test_hoisted_step_equals_the_cell(tiny):
                 model, variables, out, hoisted=hoisted, train=True,
                 dropout_key=jax.random.PRNGKey(5))
             res.append(decoding.teacher_forced(step_fn, carry, seq))
+        step_fn, carry = decoding.caption_decoder_from_outputs(
+            model, variables, out, word_gate_table=decoding.word_gate_table(model, variables))
+        res.append(decoding.decode_tokens(step_fn, carry, max_len=L)[:2])
         return res
 
-    (fast_ids, fast_lp), fast_tf, (ref_ids, ref_lp), ref_tf = run(variables, out)
+    (fast_ids, fast_lp), fast_tf, (ref_ids, ref_lp), ref_tf, (tab_ids, tab_lp) = run(
+        variables, out)
     assert len(np.unique(np.asarray(ref_ids))) > 2, "degenerate greedy ids: vacuous check"
     np.testing.assert_array_equal(fast_ids, ref_ids)
     np.testing.assert_allclose(fast_lp, ref_lp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(tab_ids, ref_ids)
+    np.testing.assert_allclose(tab_lp, ref_lp, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast_tf, ref_tf, rtol=1e-5, atol=1e-6)  # same dropout masks
 
 

@@ -185,7 +185,8 @@ def test_parity_with_a_pytorch_pdvc(tmp_path, share, mode, refine):
              "gt_valid": prop_valid}
     got = model.apply({"params": params}, feats, valid, duration,
                       proposals if gt else None, prop_valid if gt else None)
-    pred = inference._cached_predict_fn(model, mode, MAX_LEN)(params, batch)
+    word_gates = inference._cached_word_gate_fn(model)(params)  # as evaluate_split runs it
+    pred = inference._cached_predict_fn(model, mode, MAX_LEN)(params, batch, word_gates)
 
     tol = dict(atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(got["memory"], want["memory"], **tol)

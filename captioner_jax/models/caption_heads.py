@@ -177,9 +177,13 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
     values = values.reshape(b, s, h, d // h)[:, : sum(lengths)]  # [B, S', H, Dh]
     projected = values @ p["ctx2att"]["kernel"] + p["ctx2att"]["bias"]  # [B, S', H, A]
     starts = [sum(lengths[:i]) for i in range(lv)]
-    # Per level: the values [B, T_l, H, Dh] and their ctx2att projections [B, T_l, H, A].
-    ctx["values"] = [values[:, st:st + n] for st, n in zip(starts, lengths)]
-    ctx["projected"] = [projected[:, st:st + n] for st, n in zip(starts, lengths)]
+    # Per level: the values [B, H, Dh, T_l] and their ctx2att projections [B, H, A, T_l],
+    # time last: the layout of the per-step products' operand, so that the decode loop does
+    # not transpose these loop constants at every step.
+    ctx["values"] = [jnp.transpose(values[:, st:st + n], (0, 2, 3, 1))
+                     for st, n in zip(starts, lengths)]
+    ctx["projected"] = [jnp.transpose(projected[:, st:st + n], (0, 2, 3, 1))
+                        for st, n in zip(starts, lengths)]
     w_off = sp["sampling_offsets"]["kernel"]  # [R + D, H*L*P] (query = [h, event])
     ctx["offsets_event"] = event_feats @ w_off[r:] + sp["sampling_offsets"]["bias"]
     ctx["gates_event"] = event_feats @ w_ih[w + d:]  # [B, E, 4R]
@@ -245,14 +249,14 @@ def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
         mixes = _border_mix(locations, lengths)  # per level [B, E, H, P, T_l]
         # The sampled keys ctx2att(sample) == sample(ctx2att(values)): [B, E, H, L*P, A].
         projected = jnp.concatenate([
-            jnp.einsum("behpt,bthc->behpc", mix, table)
+            jnp.einsum("behpt,bhct->behpc", mix, table)
             for mix, table in zip(mixes, ctx["projected"])], axis=3)
         scores = jnp.tanh(projected + att_h[:, :, None, None, :]) @ ctx["alpha_kernel"]
         weights = jax.nn.softmax(scores + ctx["alpha_bias"], axis=-1)  # [B, E, H, L*P]
         weights = weights.reshape(b, e, heads, lv, p)
         # The attention-weighted sum of the sampled values, level by level.
         attended = sum(
-            jnp.einsum("beht,bthd->behd",
+            jnp.einsum("beht,bhdt->behd",
                        jnp.einsum("behp,behpt->beht", weights[:, :, :, i], mix), table)
             for i, (mix, table) in enumerate(zip(mixes, ctx["values"])))
         attended = attended.reshape(b, e, -1)
