@@ -141,28 +141,31 @@ def caption_decoder(
     dropout_key: Array | None = None,
     hoisted: bool = True,
     word_gate_table: Array | None = None,
+    attention_gates: bool = False,
 ):
     """(step_fn, carry) for the PDVC caption head over B x E events; see module docstring.
 
     hoisted=True (default) runs `caption_heads.hoisted_step` (the step-invariant work done once
     per call); False runs the per-step definition `PDVC.caption_step` (the reference).
     word_gate_table [V, 4R]: `word_gate_table(model, variables)` of the same variables (hoisted
-    only); the word part of the gates is then a row lookup instead of a product per step."""
+    only); the word part of the gates is then a row lookup instead of a product per step.
+    attention_gates: see `caption_heads.step_context` (hoisted only; for decoding loops)."""
     memory, padding = encoded["memory"], encoded["memory_padding"]
     b, e = event_feats.shape[:2]
     lengths = lengths_from_total(memory.shape[1], model.num_levels)
     refs = scale_references(event_refs, encoded["valid_ratios"])
     if train and dropout_key is None:
         raise ValueError("train=True needs a dropout_key")
-    if word_gate_table is not None and not hoisted:
-        raise ValueError("word_gate_table is read by the hoisted step only")
+    if (word_gate_table is not None or attention_gates) and not hoisted:
+        raise ValueError("word_gate_table and attention_gates are read by the hoisted step only")
     zeros = jnp.zeros((b * e, model.rnn_size), jnp.float32)
     carry = ((zeros, zeros), jnp.zeros((), jnp.int32))
 
     if hoisted:
         cell = caption_cell_of(model)
         p = variables["params"]["caption_cell"]
-        ctx = caption_heads.step_context(cell, p, memory, padding, event_feats, refs, lengths)
+        ctx = caption_heads.step_context(cell, p, memory, padding, event_feats, refs, lengths,
+                                         attention_gates=attention_gates)
 
         def fast_step_fn(carry, prev_tokens):
             (h, c), t = carry

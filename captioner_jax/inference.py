@@ -60,13 +60,14 @@ def make_predict_fn(model, mode: str, max_len: int):
     word_gates: `make_word_gate_fn(model)(params)` of the same params (built once per
     parameters, as `predict_split` does): the greedy steps look their word gates up instead
     of multiplying with the LSTM's word weight every step (same tokens; log-probabilities
-    equal up to float summation order). None: the per-step product."""
+    equal up to float summation order). None: the per-step product. The memory's part of the
+    gates is projected once per call (`caption_heads.step_context(attention_gates=True)`)."""
 
     @jax.jit
     def predict(params, batch, word_gates=None):
         out = forward(model, params, batch, mode, train=False)
         step_fn, carry = decoding.caption_decoder_from_outputs(
-            model, {"params": params}, out, word_gate_table=word_gates)
+            model, {"params": params}, out, word_gate_table=word_gates, attention_gates=True)
         tokens, logprobs, _ = decoding.decode_tokens(step_fn, carry, max_len=max_len)
         b, n = out["logits"].shape[1:]
         return {

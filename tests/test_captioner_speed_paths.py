@@ -3,7 +3,8 @@
 * `caption_heads.hoisted_step` (value projection, ctx2att, event and word parts of the LSTM
   input hoisted out of the time loop) against the per-step cell `PDVC.caption_step`: the same
   greedy ids, log-probabilities to float rounding, the same dropout masks in training; and
-  with the word part of the gates read from `decoding.word_gate_table` (inference).
+  as inference runs it: the word part of the gates read from `decoding.word_gate_table`, the
+  memory projected through the attention input weight once (`attention_gates`).
 * `decoding.caption_token_logprobs` (what the caption loss reads: padded steps and unmatched
   positions skipped) against the untrimmed computation (every position of every event):
   bitwise equal losses and gradients; and against teacher forcing with the per-step cell.
@@ -34,7 +35,7 @@ def _caption_batch(lengths=((3, 6, 0, 2), (5, 0, 4, 1))):
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = PDVC(vocab_size=V, hidden_dim=32, num_heads=4, ffn_dim=32, num_queries=N,
+    model = PDVC(vocab_size=V, hidden_dim=32, num_heads=4, ffn_dim=32, num_queries=N, cap_heads=2,
                  rnn_size=32, word_dim=16, att_hid=16, num_levels=2, cap_levels=2,
                  enc_layers=1, dec_layers=1)
     rng = np.random.default_rng(0)
@@ -66,7 +67,8 @@ def test_hoisted_step_equals_the_cell(tiny):
                 dropout_key=jax.random.PRNGKey(5))
             res.append(decoding.teacher_forced(step_fn, carry, seq))
         step_fn, carry = decoding.caption_decoder_from_outputs(
-            model, variables, out, word_gate_table=decoding.word_gate_table(model, variables))
+            model, variables, out, word_gate_table=decoding.word_gate_table(model, variables),
+            attention_gates=True)
         res.append(decoding.decode_tokens(step_fn, carry, max_len=L)[:2])
         return res
 

@@ -148,7 +148,7 @@ class CaptionCell(nn.Module):
 
 def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Array | None,
                  event_feats: Array, event_refs: Array | None,
-                 level_lengths: Sequence[int]) -> dict:
+                 level_lengths: Sequence[int], attention_gates: bool = False) -> dict:
     """The per-call constants of the hoisted step.
 
     Args:
@@ -157,6 +157,12 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
       memory [B, S, D], memory_padding [B, S] (True = padded); event_feats [B, E, D];
       event_refs [B, E, L', 1|2] already scaled by the valid ratios (None for "light");
       level_lengths: static (T_0, ..., T_{L'-1}).
+      attention_gates: also project every level's values through the LSTM's attention input
+        weight once per call (ctx["values_gates"] [B, H, T_l, 4R]); the step then forms that
+        part of its gates as attention-weighted sums of these rows instead of multiplying the
+        attended vector [B, E, D] with the [D, 4R] weight at every step. Worth it when the
+        steps outnumber sum(T_l) / E (greedy decoding: 30 steps; 188 positions at
+        ActivityNet size), not for teacher forcing of a few events with gradients.
     Returns a dict of arrays (a pytree; shapes in the comments below). A caller that mixes
     centre-only and (centre, length) references pads the former to 2 and adds
     ctx["is_point"] [B, E] bool (True: the row's reference is its centre only).
@@ -188,6 +194,11 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
     ctx["offsets_event"] = event_feats @ w_off[r:] + sp["sampling_offsets"]["bias"]
     ctx["gates_event"] = event_feats @ w_ih[w + d:]  # [B, E, 4R]
     ctx["w_att"] = w_ih[w:w + d]  # [D, 4R]
+    if attention_gates:  # per head: [B, S', Dh] x [Dh, 4R] -> [B, H, S', 4R]
+        # Plain 2-D products (a batched einsum over heads made XLA CPU transpose the weight).
+        w_att = ctx["w_att"].reshape(h, d // h, -1)
+        ctx["values_gates"] = jnp.stack([values[:, :, i] @ w_att[i] for i in range(h)], axis=1)
+        del ctx["values"]
     # Everything that reads h_{t-1}: [R, 4R + A + H*L*P] (LSTM gates | h2att | offsets).
     ctx["w_h"] = jnp.concatenate([ctx.pop("w_hh"), p["h2att"]["kernel"], w_off[:r]], axis=1)
     ctx["h2att_bias"] = p["h2att"]["bias"]
@@ -254,13 +265,17 @@ def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
         scores = jnp.tanh(projected + att_h[:, :, None, None, :]) @ ctx["alpha_kernel"]
         weights = jax.nn.softmax(scores + ctx["alpha_bias"], axis=-1)  # [B, E, H, L*P]
         weights = weights.reshape(b, e, heads, lv, p)
-        # The attention-weighted sum of the sampled values, level by level.
-        attended = sum(
-            jnp.einsum("beht,bhdt->behd",
-                       jnp.einsum("behp,behpt->beht", weights[:, :, :, i], mix), table)
-            for i, (mix, table) in enumerate(zip(mixes, ctx["values"])))
-        attended = attended.reshape(b, e, -1)
-        gates = gates_word + ctx["gates_event"] + attended @ ctx["w_att"] + gates_h
+        # Per level, the weight of every step of the level: [B, E, H, T_l].
+        step_weights = [jnp.einsum("behp,behpt->beht", weights[:, :, :, i], mix)
+                        for i, mix in enumerate(mixes)]
+        if "values_gates" in ctx:  # the values already through the attention input weight
+            gates_att = jnp.einsum("beht,bhtg->beg", jnp.concatenate(step_weights, axis=-1),
+                                   ctx["values_gates"])
+        else:  # the attention-weighted sum of the sampled values, then its gates
+            attended = sum(jnp.einsum("beht,bhdt->behd", a, table)
+                           for a, table in zip(step_weights, ctx["values"]))
+            gates_att = attended.reshape(b, e, -1) @ ctx["w_att"]
+        gates = gates_word + ctx["gates_event"] + gates_att + gates_h
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
