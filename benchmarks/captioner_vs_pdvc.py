@@ -205,7 +205,9 @@ def project_train(model, params, b: int, mode: str = "queries"):
     match_costs = train.make_match_costs(model, costs, sharded) if mode == "queries" else None
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     key = jax.random.key(0)
-    holder = {"state": jax.tree.map(jnp.copy, state)}
+    # Placed as the step returns it (replicated over the mesh): a first call on uncommitted
+    # arrays would compile the step a second time at the second call.
+    holder = {"state": jax.device_put(jax.tree.map(jnp.copy, state), rep)}
 
     def step(batch):
         state = holder["state"]
