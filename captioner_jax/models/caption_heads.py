@@ -158,7 +158,8 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
       event_refs [B, E, L', 1|2] already scaled by the valid ratios (None for "light");
       level_lengths: static (T_0, ..., T_{L'-1}).
       attention_gates: also project every level's values through the LSTM's attention input
-        weight once per call (ctx["values_gates"] [B, H, T_l, 4R]); the step then forms that
+        weight once per call (ctx["values_gates"] [B, H, S', 4R], S' = sum(T_l), in place
+        of the per-level ctx["values"]); the step then forms that
         part of its gates as attention-weighted sums of these rows instead of multiplying the
         attended vector [B, E, D] with the [D, 4R] weight at every step. Worth it when the
         steps outnumber sum(T_l) / E (greedy decoding: 30 steps; 188 positions at
@@ -183,11 +184,9 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
     values = values.reshape(b, s, h, d // h)[:, : sum(lengths)]  # [B, S', H, Dh]
     projected = values @ p["ctx2att"]["kernel"] + p["ctx2att"]["bias"]  # [B, S', H, A]
     starts = [sum(lengths[:i]) for i in range(lv)]
-    # Per level: the values [B, H, Dh, T_l] and their ctx2att projections [B, H, A, T_l],
+    # Per level, the ctx2att projections [B, H, A, T_l] (and below the values [B, H, Dh, T_l]),
     # time last: the layout of the per-step products' operand, so that the decode loop does
     # not transpose these loop constants at every step.
-    ctx["values"] = [jnp.transpose(values[:, st:st + n], (0, 2, 3, 1))
-                     for st, n in zip(starts, lengths)]
     ctx["projected"] = [jnp.transpose(projected[:, st:st + n], (0, 2, 3, 1))
                         for st, n in zip(starts, lengths)]
     w_off = sp["sampling_offsets"]["kernel"]  # [R + D, H*L*P] (query = [h, event])
@@ -198,7 +197,9 @@ def step_context(cell: CaptionCell, p: dict, memory: Array, memory_padding: Arra
         # Plain 2-D products (a batched einsum over heads made XLA CPU transpose the weight).
         w_att = ctx["w_att"].reshape(h, d // h, -1)
         ctx["values_gates"] = jnp.stack([values[:, :, i] @ w_att[i] for i in range(h)], axis=1)
-        del ctx["values"]
+    else:
+        ctx["values"] = [jnp.transpose(values[:, st:st + n], (0, 2, 3, 1))
+                         for st, n in zip(starts, lengths)]
     # Everything that reads h_{t-1}: [R, 4R + A + H*L*P] (LSTM gates | h2att | offsets).
     ctx["w_h"] = jnp.concatenate([ctx.pop("w_hh"), p["h2att"]["kernel"], w_off[:r]], axis=1)
     ctx["h2att_bias"] = p["h2att"]["bias"]
