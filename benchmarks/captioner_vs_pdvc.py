@@ -24,9 +24,15 @@ infer: greedy captions of every query (up to 30 tokens; both loops stop once eve
 
 Favourable to the original (so the ratios are lower bounds against PDVC itself): its caption
 sampler's value projection is computed once per call; PDVC recomputes it at every word.
-Threads: by default torch and XLA each use all cores; `--threads 1` makes both single-threaded
-(torch.set_num_threads(1), XLA without its Eigen thread pool): on a machine shared with other
-jobs, torch's spinning worker threads lose far more than XLA's, which inflates the ratios.
+Cores: by default torch and XLA each use all cores; `--threads N` pins the whole process to N
+CPUs before JAX starts its backend (`benchmarks.harness.pin_to_cores`; XLA CPU sizes its
+thread pools from them) and sets torch.set_num_threads(N), so both sides run on the same N
+cores. Each record has the cores each side kept busy (`project_cores_used`,
+`original_cores_used`: process CPU seconds per wall second over three extra calls). On a
+machine shared with other jobs, torch's spinning worker threads lose far more than XLA's
+when they share cores, which inflates the all-cores ratios; 1 is the fairest setting there.
+Before 2026-12-01 `--threads 1` set XLA flags that do not stop XLA CPU's dot threads: the
+project ran on 2 cores against torch's 1 (ratios of the records without `*_cores_used`).
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.harness import alternate, emit, machine_info, ratio  # noqa: E402
+from benchmarks.harness import alternate, cores_used, emit, machine_info, pin_to_cores, ratio  # noqa: E402
 from captioner_jax import build, import_pdvc, train  # noqa: E402
 from captioner_jax.inference import make_predict_fn, make_word_gate_fn  # noqa: E402
 from captioner_jax.objective import MatcherCosts  # noqa: E402
@@ -228,15 +234,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--words", type=int, default=13, help="words per caption")
     parser.add_argument("--threads", type=int, default=0,
-                        help="0: torch and XLA use all cores; 1: both single-threaded (fairer "
-                             "on a machine shared with other jobs)")
+                        help="0: torch and XLA use all cores; N: the process is pinned to N "
+                             "CPUs and torch uses N threads (1 is fairer on a machine shared "
+                             "with other jobs)")
     parser.add_argument("--json-out", default="", help="append the BENCH_JSON lines here")
     args = parser.parse_args()
-    if args.threads == 1:  # read when the XLA CPU backend starts (the first JAX call below)
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_"
-                                   "eigen=false intra_op_parallelism_threads=1").strip()
-    elif args.threads:
-        parser.error("--threads is 0 (all cores) or 1")
+    if args.threads < 0:
+        parser.error("--threads is 0 (all cores) or a number of CPUs")
+    if args.threads:  # before the first JAX computation: XLA sizes its pools from these CPUs
+        print("pinned to CPUs", pin_to_cores(args.threads))
     enable_compilation_cache()
     try:
         import torch
@@ -305,6 +311,7 @@ def main():
             if original is not None:
                 cands["original"] = original
             times = alternate(cands, repeats=args.repeats, warmup=1)
+            used = {name: cores_used(fn) for name, fn in cands.items()}
             if original is not None:
                 pdvc_videos_s[phase] = 1.0 / times["original"]
             videos_s = b / times["project"]
@@ -313,12 +320,17 @@ def main():
             print(f"{phase:5s} batch {b}: project {times['project']:.3f} s ({videos_s:.2f} "
                   f"videos/s, first call {first:.1f} s) | PDVC torch "
                   + (f"{orig_s:.3f} s ({1 / orig_s:.2f} videos/s)" if orig_s else "-")
-                  + (f" | videos/s ratio {vs_ratio:.2f}x" if vs_ratio else ""), flush=True)
+                  + (f" | videos/s ratio {vs_ratio:.2f}x" if vs_ratio else "")
+                  + " | cores used " + ", ".join(f"{k} {v:.2f}" for k, v in used.items()),
+                  flush=True)
             emit({
                 "bench": f"captioner_{phase}", "batch": b, "caption_len": CAPTION_LEN,
                 "caption_words": args.words, "events": EVENTS, "queries": OPT["num_queries"],
                 "project_s": round(times["project"], 4), "project_videos_s": round(videos_s, 3),
                 "project_first_call_s": round(first, 1),
+                "project_cores_used": round(used["project"], 2),
+                "original_cores_used": round(used["original"], 2) if "original" in used
+                else None,
                 "project_prepare_s": round(prepare, 4) if phase == "infer" else None,
                 "original": "pdvc_torch_reference" if torch is not None else None,
                 "original_s": round(orig_s, 4) if orig_s else None,

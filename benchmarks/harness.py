@@ -8,6 +8,10 @@ Every side-by-side script (project vs. the PyTorch original or the official eval
   machine_info()  -> measured matmul GFLOP/s of XLA (and of torch when importable), thread
                      counts, CPU model: printed with every result so readers can compare
                      machines by their measured peak, not by seconds.
+  pin_to_cores(n) -> the CPUs this process (every thread, present and future) is now
+                     restricted to: how a side-by-side run gives both sides the same cores.
+  cores_used(fn)  -> process CPU seconds per wall second over a few calls of fn: the cores a
+                     timed candidate actually kept busy (printed with the figures).
   emit(record, json_out)  -> prints one line `BENCH_JSON {...}` and appends it to `json_out`
                      (a .jsonl file) when given. `benchmarks/perf_table.py` turns these lines
                      into the README's performance table.
@@ -48,6 +52,43 @@ def alternate(candidates: dict[str, Callable[[], object]], repeats: int = 5,
             fn()
             times[name].append(time.perf_counter() - t)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def pin_to_cores(n: int) -> list[int]:
+    """Restricts every thread of this process, and the threads it starts later, to the first
+    `n` CPUs it may run on; returns them.
+
+    This is the way to run XLA CPU on n cores: it sizes its thread pools (the YNNPACK and
+    thunk-executor workers, which run the dots) from the CPUs the process may use when the
+    backend starts, and flags such as `--xla_cpu_multi_thread_eigen=false` do not stop those
+    threads (a 1024^3 matmul under that flag still kept 1.9 cores busy on a 2-core machine).
+    Call it before the first JAX computation, so that the pools are sized for n (pinned
+    later, the extra workers share the n CPUs); torch needs `torch.set_num_threads(n)` too.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= n <= len(allowed):
+        raise ValueError(f"cannot pin to {n} CPUs: this process may use {len(allowed)} "
+                         f"({allowed})")
+    chosen = allowed[:n]
+    # sched_setaffinity(0) sets the calling thread only; the threads already running
+    # (torch's or XLA's pools, if started) are pinned one by one.
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), chosen)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+    return chosen
+
+
+def cores_used(fn: Callable[[], object], calls: int = 3) -> float:
+    """Process CPU seconds (all threads, user + system) per wall second over `calls` calls of
+    `fn` (after one untimed call): about 1.0 for a single-threaded candidate, up to the
+    number of CPUs for one that keeps them all busy. Spinning idle workers count too."""
+    fn()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
 
 def _time_best(fn: Callable[[], object], repeats: int) -> float:
