@@ -36,6 +36,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from captioner_jax import loop_gradients
 from captioner_jax.models import caption_heads
 from captioner_jax.models.base_encoder import lengths_from_total
 from captioner_jax.models.pdvc import PDVC, caption_cell_of, scale_references
@@ -327,27 +328,23 @@ def caption_token_logprobs(
         gates = caption_heads.word_gates(ctx, p["embed"]["embedding"][tok[:, :, :-1]])
         gates = jnp.moveaxis(gates, 2, 0)  # [T-1, B, k, 4R]
         needed = jnp.where(skip_padding, jnp.max(jnp.where(msk, step_ids + 1, 0)), steps)
+        # The step's large weights (the LSTM's h weight with h2att and the offsets' h part;
+        # its attention-input weight) get their gradients after the loop, as products over
+        # the steps the captions use (`loop_gradients.recurrence`), not a [R|D, 4R+] add per
+        # step.
+        weights = {name: ctx.pop(name) for name in ("w_h", "w_att", "w_hh") if name in ctx}
 
-        def body(state, xs):
-            step, gates_t = xs
-
-            def run(state):
-                new = caption_heads.hoisted_step(cell, ctx, state, gates_t, lengths)
-                return new, new[0]
-
-            def skip(state):
-                return state, jnp.zeros_like(state[0])
-
-            return jax.lax.cond(step < needed, run, skip, state)
+        def step(linear, ctx, state, gates_t):
+            new = caption_heads.hoisted_step(cell, ctx, state, gates_t, lengths, linear=linear)
+            return new, new[0]
 
         zeros = jnp.zeros((b, k, model.rnn_size), jnp.float32)
-        # Under autodiff, whatever a `cond` branch reads becomes a per-step residual of the
-        # scan, the loop-invariant weights included (stacked T-1 times); `checkpoint` keeps
-        # them invariant. The policy saves the matmul outputs, so the backward pass
-        # recomputes only the cheap elementwise work. (The same for the projection blocks.)
+        # The policy saves the matmul outputs, so the backward pass recomputes only the cheap
+        # elementwise work (and `checkpoint` keeps the loop-invariant inputs that a `cond`
+        # branch reads from becoming per-step residuals).
         saved = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-        _, hs = jax.lax.scan(jax.checkpoint(body, policy=saved), (zeros, zeros),
-                             (step_ids, gates))  # [T-1, B, k, R]
+        hs = loop_gradients.recurrence(step, weights, ctx, (zeros, zeros), gates, needed,
+                                       checkpoint_policy=saved)  # [T-1, B, k, R]
         if train:
             hs = hs * jax.vmap(lambda m: take_rows(m, k))(keep)
         # Positions in (video, row, step) order; the real ones first (stable order).
@@ -359,25 +356,12 @@ def caption_token_logprobs(
         order = jnp.argsort(~mask, stable=True)
         order = jnp.concatenate([order, jnp.zeros(blocks * chunk - total, order.dtype)])
         count = jnp.where(skip_padding, mask.sum(), total)
-        w_logit, b_logit = p["logit"]["kernel"], p["logit"]["bias"]
-
-        def project(xs):
-            block, h_block, target_block = xs
-
-            def run(h_block):
-                # log_softmax at the target only (PDVC's log-softmax then gather), without
-                # materialising the [chunk, V] log-probabilities.
-                logits = h_block @ w_logit + b_logit
-                picked = jnp.take_along_axis(logits, target_block[:, None], axis=-1)[:, 0]
-                return picked - jax.nn.logsumexp(logits, axis=-1)
-
-            return jax.lax.cond(block * chunk < count, run,
-                                lambda h: jnp.zeros(h.shape[:1], jnp.float32), h_block)
-
-        sorted_logp = jax.lax.map(jax.checkpoint(project, policy=saved), (
-            jnp.arange(blocks, dtype=jnp.int32),
-            hs[order].reshape(blocks, chunk, -1),
-            targets[order].reshape(blocks, chunk)))
+        # log_softmax at the target only (PDVC's log-softmax then gather) per block of real
+        # positions, without materialising the [positions, V] log-probabilities; the weight's
+        # gradient is summed over the real blocks once (`loop_gradients.target_logprobs`).
+        sorted_logp = loop_gradients.target_logprobs(
+            hs[order].reshape(blocks, chunk, -1), targets[order].reshape(blocks, chunk),
+            count.astype(jnp.int32), p["logit"]["kernel"], p["logit"]["bias"])
         logp = jnp.zeros((total,), jnp.float32).at[order[:total]].set(
             sorted_logp.reshape(-1)[:total], unique_indices=True)
         logp = jnp.where(msk, logp.reshape(b, k, steps), 0.0)

@@ -233,21 +233,28 @@ def word_gates(ctx: dict, words: Array) -> Array:
 
 
 def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
-                 level_lengths: Sequence[int]):
+                 level_lengths: Sequence[int], linear=None):
     """One step of the caption head without the word projection.
 
     state (h, c) [B, E, R]; gates_word [B, E, 4R] (`word_gates` of the previous words).
+    linear: (name, v) -> v @ W for the step's weight products (W: ctx["w_hh"] or, for
+      "lstm_dsa", ctx["w_h"] and ctx["w_att"]); default the plain products. Teacher forcing
+      passes `loop_gradients.recurrence`'s, which forms these weights' gradients after the
+      loop (the weights are then not in ctx).
     Returns the new state (h, c); h is what PDVC feeds (after dropout) to the logit Linear.
     """
+    if linear is None:
+        def linear(name, v):
+            return v @ ctx[name]
     h, c = state
     r = cell.rnn_size
     if cell.kind != "lstm_dsa":
-        gates = gates_word + ctx["gates_event"] + h @ ctx["w_hh"]
+        gates = gates_word + ctx["gates_event"] + linear("w_hh", h)
     else:
         heads, lv, p = cell.num_heads, cell.num_levels, cell.num_points
         lengths = tuple(int(x) for x in level_lengths)[:lv]
         b, e, _ = h.shape
-        from_h = h @ ctx["w_h"]
+        from_h = linear("w_h", h)
         a = ctx["h2att_bias"].shape[0]
         gates_h = from_h[..., : 4 * r]
         att_h = from_h[..., 4 * r: 4 * r + a] + ctx["h2att_bias"]
@@ -275,7 +282,7 @@ def hoisted_step(cell: CaptionCell, ctx: dict, state, gates_word: Array,
         else:  # the attention-weighted sum of the sampled values, then its gates
             attended = sum(jnp.einsum("beht,bhdt->behd", a, table)
                            for a, table in zip(step_weights, ctx["values"]))
-            gates_att = attended.reshape(b, e, -1) @ ctx["w_att"]
+            gates_att = linear("w_att", attended.reshape(b, e, -1))
         gates = gates_word + ctx["gates_event"] + gates_att + gates_h
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
