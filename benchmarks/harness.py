@@ -128,6 +128,9 @@ def machine_info() -> dict:
     info = {
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # The CPUs this process may run on (fewer than cpu_count when pinned).
+        "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "xla_matmul_gflops": round(xla_matmul_gflops(), 1),

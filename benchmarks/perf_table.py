@@ -24,7 +24,8 @@ Record fields read (all but `bench` optional, unknown fields ignored):
                          the seconds or the rates when absent, else the first other
                          numeric `<what>_ratio` field (shown as "2.10x (<what>)")
   machine                `harness.machine_info()`: xla_matmul_gflops, torch_matmul_gflops,
-                         cpu_count (also read at the top level)
+                         cpu_count, cpus_allowed (< cpu_count: shown as pinned) (also read
+                         at the top level)
 A file may hold several runs of a workload (emit appends): the last record of each row wins.
 """
 from __future__ import annotations
@@ -149,7 +150,12 @@ def machine_cell(record: dict) -> str:
     text = " / ".join(parts) or "-"
     cores = get("cpu_count")
     backend = m.get("backend", record.get("backend"))
-    extra = [f"{cores:.0f} cores"] if cores else []
+    allowed = get("cpus_allowed")
+    extra = []
+    if cores and allowed and allowed < cores:
+        extra.append(f"pinned to {allowed:.0f} of {cores:.0f} cores")
+    elif cores:
+        extra.append(f"{cores:.0f} cores")
     if backend and backend != "cpu":
         extra.append(str(backend))
     return text + (f" ({', '.join(extra)})" if extra else "")

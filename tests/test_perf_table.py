@@ -25,7 +25,7 @@ CAPTIONER = [  # benchmarks/captioner_vs_pdvc.py's fields
      "original_s": 0.91, "original_videos_s": 1.1, "ratio": 3.79, "machine": MACHINE},
     {"bench": "captioner_infer", "batch": 8, "caption_len": 30, "project_s": 1.05,
      "project_videos_s": 7.62, "original": "pdvc_torch_reference", "original_s": None,
-     "ratio": None, "videos_s_ratio": 6.93, "machine": MACHINE},
+     "ratio": None, "videos_s_ratio": 6.93, "machine": dict(MACHINE, cpus_allowed=1)},
 ]
 
 
@@ -57,6 +57,7 @@ def test_rows_from_any_subset_of_benchmarks(tmp_path):
     assert (cap1["original"], cap1["project"], cap1["ratio"]) == (
         "0.91 s (1.1 videos/s)", "0.24 s (4.17 videos/s)", "3.79x")
     assert (cap8["original"], cap8["ratio"]) == ("-", "6.93x (videos_s)")
+    assert cap8["machine"] == "XLA 157 / torch 138 (pinned to 1 of 2 cores)"
     assert (ev["ratio"], ev["machine"]) == ("5.43x", "XLA 150")  # computed from seconds
     # a subset: one file only
     assert len(perf_table.table_rows(perf_table.read_records(files[2:]))) == 1
