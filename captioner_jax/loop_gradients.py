@@ -7,7 +7,7 @@ outer product, one [K, N] add and, for iterations a `lax.cond` skips, one [K, N]
 broadcast per iteration. At PDVC's ActivityNet size that is 5-12 MB of memory traffic per
 caption step for the LSTM's h-weight [512, 2576], its attention-input weight [512, 2048] and
 the word projection [512, 5748] (a single-core `jax.profiler` trace of the batch-1 train
-step: ~35 ms of its ~360 ms). Here the loops record the per-iteration inputs of those
+step: ~40 ms of its ~360 ms). Here the loops record the per-iteration inputs of those
 products and the cotangents of their outputs, and each weight gradient is one product over
 all iterations (or, for the projection, over the blocks that hold real positions only).
 
