@@ -111,11 +111,10 @@ def _fixed_matmul(x: Array, w: Array, w_t: Array) -> Array:
 
 
 def _fixed_matmul_fwd(x, w, w_t):
-    return x @ w, (w, w_t)
+    return x @ w, w_t
 
 
-def _fixed_matmul_bwd(res, g):
-    w, w_t = res
+def _fixed_matmul_bwd(w_t, g):
     return g @ w_t, None, None
 
 
@@ -147,7 +146,7 @@ def _recurrence_impl(step, policy, weights, consts, carry, xs, needed, taps):
     v of every `linear` call stacked over the steps, 0 for skipped steps)."""
     steps = jax.tree.leaves(xs)[0].shape[0]
     plain = taps is None
-    w_t = {n: w.T for n, w in weights.items()}
+    w_t = None if plain else {n: w.T for n, w in weights.items()}
 
     def body(carry, inputs):
         t, x, tap = inputs
@@ -188,19 +187,29 @@ _recurrence = jax.custom_vjp(_recurrence_plain, nondiff_argnums=(0, 1))
 
 
 def _recurrence_fwd(step, policy, weights, consts, carry, xs, needed):
-    # The shapes of every product's output per step, for the taps (zeros added to them whose
-    # cotangents are the products' output cotangents, one per step: no accumulation).
-    _, seen = jax.eval_shape(
-        lambda: _recurrence_impl(step, policy, weights, consts, carry, xs, needed, None))
-    taps = {n: jnp.zeros(s.shape[:-1] + (weights[n].shape[1],), weights[n].dtype)
-            for n, s in seen.items()}
-
-    def run(consts, carry, xs, taps):
-        ys, seen = _recurrence_impl(step, policy, weights, consts, carry, xs, needed, taps)
-        return ys, seen
-
-    ys, vjp_fn, seen = jax.vjp(run, consts, carry, xs, taps, has_aux=True)
+    # The taps: zeros added to every product's output at every step, whose cotangents are the
+    # products' output cotangents, one per step (no accumulation). Their shapes from one step.
+    steps = jax.tree.leaves(xs)[0].shape[0]
+    inputs = jax.eval_shape(lambda: _product_inputs(
+        step, weights, consts, carry, jax.tree.map(lambda a: a[0], xs)))
+    taps = {n: jnp.zeros((steps,) + v.shape[:-1] + (weights[n].shape[1],), weights[n].dtype)
+            for n, v in inputs.items()}
+    ys, vjp_fn, seen = jax.vjp(
+        lambda *a: _recurrence_impl(step, policy, weights, *a[:3], needed, a[3]),
+        consts, carry, xs, taps, has_aux=True)
     return ys, (vjp_fn, seen, needed)
+
+
+def _product_inputs(step, weights, consts, carry, x) -> dict:
+    """name -> the input v of `linear(name, v)` in one call of `step`."""
+    seen = {}
+
+    def linear(name, v):
+        seen[name] = v
+        return v @ weights[name]
+
+    step(linear, consts, carry, x)
+    return seen
 
 
 def _recurrence_bwd(step, policy, res, g):
