@@ -55,6 +55,9 @@ class _QuietLibraries(logging.Filter):
 
 def main(argv) -> None:
     del argv
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before anything can start XLA's threads (see its docstring)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

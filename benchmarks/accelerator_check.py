@@ -636,6 +636,9 @@ def run_part(name: str, result: dict, budget: Budget, min_left: float, fn):
 
 
 def main(argv=None) -> int:
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", default="accelerator_check.json", help="output JSON path")
     p.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke test)")

@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main():
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     parser = argparse.ArgumentParser()
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--features", default="")

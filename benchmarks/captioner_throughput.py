@@ -50,6 +50,9 @@ def random_batch(rng, b, t=100, c=512, e=30, n_events=4, length=30, vocab=5748):
 
 
 def main():
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--steps", type=int, default=20, help="timed calls per measurement")

@@ -228,6 +228,9 @@ def project_train(model, params, b: int, mode: str = "queries"):
 
 
 def main():
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--phases", default="train,infer")

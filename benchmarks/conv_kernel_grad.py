@@ -67,6 +67,9 @@ def formulations(kernel_hw, padding, out_channels):
 
 
 def main(argv=None) -> None:
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)

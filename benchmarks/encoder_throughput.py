@@ -123,6 +123,9 @@ def bench_variant(variant, dtype, mesh, clip_shape, train_batch, extract_batch, 
 
 
 def main(argv=None) -> None:
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", default="small,r2plus1d_34")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])

@@ -209,6 +209,9 @@ def torch_workloads(torch, net, train_batch_np, extract_np):
 
 
 def main(argv=None) -> None:
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", default="r2plus1d_34", choices=sorted(VARIANTS))
     p.add_argument("--shapes", default="2x16x112,8x8x32",

@@ -27,6 +27,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+from data_prep.infra import host_memory
+
 JSON_PREFIX = "BENCH_JSON "
 
 
@@ -134,6 +136,9 @@ def machine_info() -> dict:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "xla_matmul_gflops": round(xla_matmul_gflops(), 1),
+        # "kept": glibc keeps freed memory for reuse (data_prep/infra/host_memory.py), for
+        # every side of the process (torch's allocations too); "system": glibc's defaults.
+        "host_malloc": host_memory.setting(),
     }
     try:
         import torch

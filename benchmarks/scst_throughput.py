@@ -151,6 +151,9 @@ def python_loop_sampler(build_decoder, num_samples, max_len, temperature=1.0):
 
 
 def main():
+    from data_prep.infra.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", choices=("pdvc", "light"), default="pdvc")
     ap.add_argument("--videos", type=int, default=4, help="videos per batch (pdvc)")

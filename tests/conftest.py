@@ -19,6 +19,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache")
 if (SHARED / "nltk_data").is_dir():
     os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
+from data_prep.infra.host_memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # as every entry point does (before JAX starts its threads)
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

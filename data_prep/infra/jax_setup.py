@@ -16,6 +16,8 @@ import os
 
 import jax
 
+from data_prep.infra.host_memory import keep_freed_memory
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def initialize_distributed(run_cfg) -> bool:
 
 
 def setup_jax(config) -> None:
-    """Compilation cache and (when `config.run.distributed`) multi-host initialisation."""
+    """Host allocator (`host_memory.keep_freed_memory`), compilation cache and (when
+    `config.run.distributed`) multi-host initialisation."""
+    keep_freed_memory()
     enable_compilation_cache()
     initialize_distributed(config.get("run") if hasattr(config, "get") else None)

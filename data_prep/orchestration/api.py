@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from data_prep.infra import paths
 from data_prep.infra.atomic_files import read_json
+from data_prep.infra.host_memory import keep_freed_memory
 from data_prep.orchestration import registry
 from data_prep.orchestration.config_files import apply_overrides, load_config_file
 
@@ -65,6 +66,7 @@ class DenseCaptioner:
             raise FileNotFoundError(f"{cap} is not a captioner run (no model_info.json): "
                                     "python -m captioner_jax.import_pdvc PDVC.pth DIR makes one")
         config = load_config_file(f"{_CONFIG}:encoder={enc},captioner={cap},batch={int(batch)}")
+        keep_freed_memory()  # effective when this is the process's first JAX use
         return cls(config)
 
     def __call__(self, videos: str | Sequence[str], *, workdir: str | None = None,
