@@ -325,9 +325,11 @@ def caption_token_logprobs(
                                          take_rows(all_refs, k), lengths)
         if is_point is not None:
             ctx["is_point"] = take_rows(is_point, k)
-        gates = caption_heads.word_gates(ctx, p["embed"]["embedding"][tok[:, :, :-1]])
-        gates = jnp.moveaxis(gates, 2, 0)  # [T-1, B, k, 4R]
         needed = jnp.where(skip_padding, jnp.max(jnp.where(msk, step_ids + 1, 0)), steps)
+        # The word part of the gates [T-1, B, k, 4R], one product per 8 steps up to the
+        # longest caption (the loop reads no later step).
+        words = p["embed"]["embedding"][jnp.moveaxis(tok[:, :, :-1], 2, 0)]
+        gates = loop_gradients.segment_products(words, ctx["w_word"], needed.astype(jnp.int32))
         # The step's large weights (the LSTM's h weight with h2att and the offsets' h part;
         # its attention-input weight) get their gradients after the loop, as products over
         # the steps the captions use (`loop_gradients.recurrence`), not a [R|D, 4R+] add per

@@ -23,7 +23,12 @@ all iterations (or, for the projection, over the blocks that hold real positions
       from per-step "taps" (zeros added to each product, whose cotangents are the
       products' output cotangents) in segments of `SEGMENT` steps.
 
-Both equal plain autodiff of the same forward up to float summation order (tests:
+  segment_products(x, w, needed) -> [T, ..., N]
+      x[t] @ w for the steps of the `SEGMENT`-step segments that start before `needed` (the
+      rest 0), forward and backward (teacher forcing's word part of the LSTM gates: one
+      product per segment the captions use instead of one over all T steps).
+
+All equal plain autodiff of the same forward up to float summation order (tests:
 `tests/test_loop_gradients.py`, and the caption loss against the per-step cell).
 """
 from __future__ import annotations
@@ -100,6 +105,46 @@ def _project_bwd(res, g):
 
 
 target_logprobs.defvjp(_project_fwd, _project_bwd)
+
+
+# ------------------------------------------------------------------ per-step inputs
+@jax.custom_vjp
+def segment_products(x: Array, w: Array, needed: Array) -> Array:
+    """x [T, ..., K], w [K, N], needed int32 scalar -> [T, ..., N]: x[t] @ w where the
+    `SEGMENT`-step segment of t starts before `needed` (the first segment always), else 0.
+
+    The recurrence reads its per-step inputs only at steps before `needed`, so the products
+    of later segments (and, backward, their dx and their part of dw) are not computed: at
+    batch 8 the word gates of 29 steps were 0.16 s of a 1.9 s train step, with 14 used."""
+    return _segments(x, w, needed)
+
+
+def _segments(x, w, needed, segment: int = SEGMENT):
+    steps = x.shape[0]
+
+    def product(part):
+        return part @ w
+
+    def zeros(part):
+        return jnp.zeros(part.shape[:-1] + (w.shape[-1],), jnp.result_type(part, w))
+
+    parts = [product(x[:segment])]
+    for start in range(segment, steps, segment):
+        parts.append(jax.lax.cond(start < needed, product, zeros, x[start:start + segment]))
+    return jnp.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def _segment_products_fwd(x, w, needed):
+    return _segments(x, w, needed), (x, w, needed)
+
+
+def _segment_products_bwd(res, g):
+    x, w, needed = res
+    # The skipped segments' outputs are constants: their rows of g do not reach x or w.
+    return _segments(g, w.T, needed), _weight_gradient(x, g, needed), None
+
+
+segment_products.defvjp(_segment_products_fwd, _segment_products_bwd)
 
 
 # ------------------------------------------------------------------ the recurrence

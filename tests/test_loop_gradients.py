@@ -109,6 +109,36 @@ def test_recurrence_value_and_gradients(needed):
     assert float(jnp.abs(grads[0]["w_h"]).max()) > 0
 
 
+@pytest.mark.parametrize("needed", [0, 1, 8, 9, 17, 19])
+def test_segment_products_value_and_gradients(needed):
+    k = jax.random.split(jax.random.PRNGKey(2), 4)
+    x = jax.random.normal(k[0], (T, B, K))
+    w = jax.random.normal(k[1], (K, N1))
+    weights = jax.random.normal(k[2], (T, B, N1))  # a loss that weighs every output
+
+    def reference(x, w, needed):
+        live = (jnp.arange(T) // loop_gradients.SEGMENT * loop_gradients.SEGMENT < needed)
+        live = live.at[:loop_gradients.SEGMENT].set(True)  # the first segment always runs
+        return jnp.where(live[:, None, None], x @ w, 0.0)
+
+    def loss(fn, x, w):
+        out = fn(x, w, jnp.int32(needed))
+        return jnp.sum(out * weights), out
+
+    (val, out), grads = jax.jit(jax.value_and_grad(
+        lambda x, w: loss(loop_gradients.segment_products, x, w), (0, 1), has_aux=True))(x, w)
+    (val_ref, out_ref), grads_ref = jax.value_and_grad(
+        lambda x, w: loss(reference, x, w), (0, 1), has_aux=True)(x, w)
+    np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(val, val_ref, rtol=1e-5, atol=1e-4)
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-4)
+    live_steps = max(loop_gradients.SEGMENT, -(-needed // loop_gradients.SEGMENT)
+                     * loop_gradients.SEGMENT)
+    assert float(jnp.abs(out[live_steps:]).max(initial=0.0)) == 0.0
+    assert float(jnp.abs(grads[0][live_steps:]).max(initial=0.0)) == 0.0
+
+
 def test_a_weight_read_twice_in_a_step_is_refused():
     def twice(linear, consts, carry, x):
         return carry, linear("w", carry) + linear("w", carry)
