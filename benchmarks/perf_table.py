@@ -158,6 +158,8 @@ def machine_cell(record: dict) -> str:
         extra.append(f"{cores:.0f} cores")
     if backend and backend != "cpu":
         extra.append(str(backend))
+    if m.get("host_malloc") == "system":  # DVC_HOST_MALLOC=system (data_prep/infra/host_memory)
+        extra.append("glibc malloc defaults")
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 

@@ -26,6 +26,9 @@ CAPTIONER = [  # benchmarks/captioner_vs_pdvc.py's fields
     {"bench": "captioner_infer", "batch": 8, "caption_len": 30, "project_s": 1.05,
      "project_videos_s": 7.62, "original": "pdvc_torch_reference", "original_s": None,
      "ratio": None, "videos_s_ratio": 6.93, "machine": dict(MACHINE, cpus_allowed=1)},
+    {"bench": "captioner_train", "batch": 1, "caption_len": 30, "project_s": 0.3,
+     "original": "pdvc_torch_reference", "original_s": 1.0, "ratio": 3.33,
+     "machine": dict(MACHINE, cpus_allowed=1, host_malloc="system")},
 ]
 
 
@@ -49,8 +52,9 @@ def test_rows_from_any_subset_of_benchmarks(tmp_path):
         "encoder train, r2plus1d_34, 2x3x16x112x112, batch 2",
         "captioner infer, batch 1, 30 tokens (vs pdvc_torch_reference)",
         "captioner infer, batch 8, 30 tokens (vs pdvc_torch_reference)",
+        "captioner train, batch 1, 30 tokens (vs pdvc_torch_reference)",
         "evaluator, all metrics"]
-    enc, cap1, cap8, ev = rows
+    enc, cap1, cap8, train_system, ev = rows
     assert (enc["original"], enc["project"], enc["ratio"]) == (
         "0.178 clips/s", "0.092 clips/s", "0.52x")  # the later run of the row
     assert enc["machine"] == "XLA 157 / torch 138 (2 cores)"
@@ -58,6 +62,8 @@ def test_rows_from_any_subset_of_benchmarks(tmp_path):
         "0.91 s (1.1 videos/s)", "0.24 s (4.17 videos/s)", "3.79x")
     assert (cap8["original"], cap8["ratio"]) == ("-", "6.93x (videos_s)")
     assert cap8["machine"] == "XLA 157 / torch 138 (pinned to 1 of 2 cores)"
+    assert train_system["machine"] == (
+        "XLA 157 / torch 138 (pinned to 1 of 2 cores, glibc malloc defaults)")
     assert (ev["ratio"], ev["machine"]) == ("5.43x", "XLA 150")  # computed from seconds
     # a subset: one file only
     assert len(perf_table.table_rows(perf_table.read_records(files[2:]))) == 1

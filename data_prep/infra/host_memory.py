@@ -14,8 +14,9 @@ stay there once freed (the next step reuses the same pages: 0 page faults, the s
   M_ARENA_MAX 1        every thread allocates from the main arena (only the main arena grows
                        with `brk`; a thread arena maps anything over 64 MiB on its own);
   M_MMAP_MAX 0         no allocation is served by its own `mmap`;
-  M_TRIM_THRESHOLD     freed memory at the top of the heap is kept (not returned to the
-                       kernel) up to 2 GiB (the largest value `mallopt` takes).
+  M_TRIM_THRESHOLD -1  freed memory at the top of the heap is never returned to the kernel
+                       (a positive threshold is an int, at most 2 GiB: the encoder's training
+                       temporaries are larger).
 
 The cost: the process keeps its peak host memory after a step (as jemalloc and tcmalloc
 do), and the threads share one arena lock (XLA allocates a few large blocks per execution,
@@ -25,7 +26,8 @@ later still stops the `mmap`s of the main arena. It does nothing on a C library 
 `mallopt` (macOS, musl) or when the environment has `DVC_HOST_MALLOC=system` (glibc's own
 defaults; e.g. to compare, or on a host where the shared arena lock would matter: many
 threads allocating at once). The same settings as an environment variable for any process:
-`GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647`.
+GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=N
+with N = 2**64 - 1.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
-TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt's value is a C int
+NEVER_TRIM = -1  # mallopt(3): "Setting M_TRIM_THRESHOLD to -1 disables trimming completely"
 OPT_OUT_VARIABLE = "DVC_HOST_MALLOC"
 
 _applied: bool | None = None
@@ -91,7 +93,7 @@ def keep_freed_memory() -> bool:
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     ok = all(libc.mallopt(param, value) == 1 for param, value in (
-        (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)))
+        (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM)))
     if not ok:
         log.warning("host allocator: mallopt refused a setting; glibc's defaults remain in part")
     _applied = ok
