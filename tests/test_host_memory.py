@@ -64,3 +64,23 @@ def test_opt_out_leaves_the_allocator_alone(monkeypatch):
     monkeypatch.setenv(host_memory.OPT_OUT_VARIABLE, "system")
     assert host_memory.keep_freed_memory() is False
     assert host_memory.setting() == "system"
+
+
+def test_importing_every_stage_leaves_the_backend_unstarted():
+    """`setup_jax` applies the setting when a stage starts: it only works if no stage module
+    starts JAX's backend at import (e.g. a module-level jnp array would)."""
+    code = textwrap.dedent("""
+        import launch
+        from data_prep.orchestration import registry
+        for name in registry.STAGES:
+            registry.resolve_stage(name)
+        for name in registry.REPORTS:
+            registry.resolve_report(name)
+        from data_prep.infra.host_memory import _backend_started
+        print("started" if _backend_started() else "not started")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "not started"
