@@ -54,6 +54,10 @@ def _time_pipeline(ds, batch_size: int, seconds: float) -> tuple[float, int]:
 
 
 def main() -> None:
+    from data_prep.infra.host_memory import keep_freed_memory, setting
+
+    keep_freed_memory()  # as in a training process (launch.py); DVC_HOST_MALLOC=system: not
+    print(f"host malloc: {setting()}")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--videos", type=int, default=24, help="synthetic train videos")
     ap.add_argument("--seconds", type=float, default=8.0, help="timing window per setting")
