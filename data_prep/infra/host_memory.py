@@ -1,33 +1,38 @@
-"""Host memory allocator settings: keep the memory XLA CPU frees for its next step.
+"""Host memory settings: keep the memory XLA CPU frees for its next step.
 
 XLA CPU allocates each execution's temporary buffers as one block (190 MB for the batch-1
 captioner train step at ActivityNet size) with the C library's `malloc` and frees it when the
 step ends. With glibc's defaults a block that large is always a fresh `mmap` and is unmapped
-when freed (glibc maps every allocation above 32 MiB; in a thread's arena, every one above
-the 64 MiB heap size), so the kernel maps and zero-fills all of it again at every step: one
-page fault per 4 KiB, 45,000 per batch-1 step, 80-85 ms of system time of a 330 ms step on
-one core (measured: `getrusage` around 8 steps, pinned with `taskset -c 1`).
+when freed (glibc maps every allocation above 32 MiB), so the kernel maps and zero-fills all
+of it again at every step: one page fault per 4 KiB, 45,000 per batch-1 step, 80-85 ms of
+system time of a 330 ms step on one core (measured: `getrusage` around 8 steps, pinned with
+`taskset -c 1`; `strace` shows one 190 MB `mmap` per step).
 
-`keep_freed_memory()` sets glibc's `mallopt` so that such blocks come from the main heap and
-stay there once freed (the next step reuses the same pages: 0 page faults, the step 245 ms):
+`keep_freed_memory()` makes the block come from the heap and stay there once freed (the next
+step reuses the same pages: 0 page faults, the step 240-260 ms):
 
-  M_ARENA_MAX 1        every thread allocates from the main arena (only the main arena grows
-                       with `brk`; a thread arena maps anything over 64 MiB on its own);
-  M_MMAP_MAX 0         no allocation is served by its own `mmap`;
-  M_TRIM_THRESHOLD -1  freed memory at the top of the heap is never returned to the kernel
-                       (a positive threshold is an int, at most 2 GiB: the encoder's training
-                       temporaries are larger).
+  mallopt M_MMAP_MAX 0        no allocation is served by its own `mmap`;
+  mallopt M_TRIM_THRESHOLD -1 freed memory at the top of the heap is never returned to the
+                              kernel (a positive threshold is an int, at most 2 GiB);
+  jax_cpu_enable_async_dispatch False
+                              a single-device CPU computation runs on the calling thread
+                              (JAX releases the GIL while it runs), so its temporaries come
+                              from that thread's arena: for the main thread, the main heap,
+                              which grows with `brk`. Dispatched to XLA's own threads (the
+                              default), they come from a thread arena, and glibc maps any
+                              block over a thread arena's 64 MiB heap on its own, whatever
+                              M_MMAP_MAX says. Multi-device computations stay asynchronous.
 
-The cost: the process keeps its peak host memory after a step (as jemalloc and tcmalloc
-do), and the threads share one arena lock (XLA allocates a few large blocks per execution,
-not many small ones; measured on 2 cores, no slower). Call it before JAX starts its CPU
-backend (the first computation), so that XLA's threads take the main arena; calling it
-later still stops the `mmap`s of the main arena. It does nothing on a C library without
-`mallopt` (macOS, musl) or when the environment has `DVC_HOST_MALLOC=system` (glibc's own
-defaults; e.g. to compare, or on a host where the shared arena lock would matter: many
-threads allocating at once). The same settings as an environment variable for any process:
-GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=N
-with N = 2**64 - 1.
+Not `M_ARENA_MAX 1` (every thread in the main arena), which also removes the faults: the
+threads then share one arena lock, and XLA's parallel compilation slowed from 24-29 s to
+39 s for the captioner's train step on two cores.
+
+The cost: the process keeps its peak host memory (as jemalloc and tcmalloc do), and a CPU
+computation no longer overlaps the Python code that follows its call (on a CPU the
+computation already uses every core). Call it before JAX starts its backend (the first
+computation): the dispatch setting is read when the CPU client is made. It does nothing on
+a C library without `mallopt` (macOS, musl: then only the dispatch is left alone too) or when
+the environment has `DVC_HOST_MALLOC=system` (glibc's and JAX's defaults; e.g. to compare).
 """
 from __future__ import annotations
 
@@ -42,7 +47,6 @@ log = logging.getLogger(__name__)
 # glibc's mallopt parameter numbers (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-M_ARENA_MAX = -8
 NEVER_TRIM = -1  # mallopt(3): "Setting M_TRIM_THRESHOLD to -1 disables trimming completely"
 OPT_OUT_VARIABLE = "DVC_HOST_MALLOC"
 
@@ -88,13 +92,16 @@ def keep_freed_memory() -> bool:
         _applied = False
         return _applied
     if _backend_started():
-        log.warning("host allocator: set after JAX started its backend; XLA's threads keep "
-                    "their own arenas (call keep_freed_memory before the first computation)")
+        log.warning("host allocator: set after JAX started its CPU backend, whose computations "
+                    "stay asynchronous (call keep_freed_memory before the first computation)")
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     ok = all(libc.mallopt(param, value) == 1 for param, value in (
-        (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM)))
+        (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM)))
     if not ok:
         log.warning("host allocator: mallopt refused a setting; glibc's defaults remain in part")
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
     _applied = ok
     return _applied
