@@ -7,7 +7,7 @@ so this is the one place both may depend on. Nothing outside re-implements what 
   paths          the path layer (local and gs:// alike; epath); local staging for h5py/PyAV
   atomic_files   atomic writes (temp + rename locally, single-object writes on buckets)
   jax_setup      compilation cache and `jax.distributed` from a config's `run` block
-  host_memory    glibc malloc settings that keep XLA's freed temporaries (no page faults)
+  host_memory    glibc malloc + CPU dispatch settings that keep XLA's freed temporaries
   distributed    process-0 writes, gathering host results, cross-process consistency checks
   mesh           device mesh, parameter shardings, global batches
   loop           the trainer kit: itstime, MetricWindow, mesh_for_batch
