@@ -4,12 +4,12 @@ XLA CPU allocates each execution's temporary buffers as one block (190 MB for th
 captioner train step at ActivityNet size) with the C library's `malloc` and frees it when the
 step ends. With glibc's defaults a block that large is always a fresh `mmap` and is unmapped
 when freed (glibc maps every allocation above 32 MiB), so the kernel maps and zero-fills all
-of it again at every step: one page fault per 4 KiB, 45,000 per batch-1 step, 80-85 ms of
-system time of a 330 ms step on one core (measured: `getrusage` around 8 steps, pinned with
-`taskset -c 1`; `strace` shows one 190 MB `mmap` per step).
+of it again at every step: one page fault per 4 KiB, 45,000 per batch-1 step, 80 ms of
+system time of a 340 ms step on one core (`python benchmarks/host_memory.py`; `strace` shows
+one 190 MB `mmap` per step).
 
 `keep_freed_memory()` makes the block come from the heap and stay there once freed (the next
-step reuses the same pages: 0 page faults, the step 240-260 ms):
+step reuses the same pages: 0 page faults, the step 253 ms):
 
   mallopt M_MMAP_MAX 0        no allocation is served by its own `mmap`;
   mallopt M_TRIM_THRESHOLD -1 freed memory at the top of the heap is never returned to the
@@ -98,10 +98,11 @@ def keep_freed_memory() -> bool:
     libc.mallopt.restype = ctypes.c_int
     ok = all(libc.mallopt(param, value) == 1 for param, value in (
         (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM)))
-    if not ok:
-        log.warning("host allocator: mallopt refused a setting; glibc's defaults remain in part")
-    import jax
+    if ok:
+        import jax
 
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    else:
+        log.warning("host allocator: mallopt refused a setting; glibc's and JAX's defaults kept")
     _applied = ok
     return _applied
