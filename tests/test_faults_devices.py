@@ -2,8 +2,10 @@
 tolerance the README states ("Several hosts, GPUs and Cloud TPU", "Device counts").
 
 1 process with 1 device and 1 process with 2 devices sum each step's gradients in another
-order (one batch sum vs two partial sums and an all-reduce): the first step's loss is the
-same, later ones drift apart by float rounding that training amplifies. Measured on this
+order (one batch sum vs two partial sums and an all-reduce): the first step's loss agrees
+to float rounding (the same bits under XLA's default build, 1e-7 apart under the tests'
+unoptimised kernels, see conftest.py), later ones drift apart by float rounding that
+training amplifies. Measured on this
 config (tiny synthetic encoder, 8 videos, batch 4): relative loss difference 1e-7 at step 2,
 1e-6 at step 3, 5e-5 at step 4 (9e-4 at step 8). (N processes x 1 device equals 1 process x N
 devices bitwise: tests/test_multihost.py.)
@@ -39,5 +41,7 @@ def test_one_device_vs_two_devices_within_the_stated_tolerance(tmp_path):
     launch(config, str(tmp_path / "d2"), overrides, processes=1, devices=2)
     one, two = _losses(tmp_path / "d1"), _losses(tmp_path / "d2")
     assert len(one) == len(two) == 4
-    assert one[0] == two[0]  # same parameters, same examples: the forward pass agrees
+    # Same parameters, same examples: the forward pass agrees to float rounding (the mean
+    # over two devices sums in another order).
+    np.testing.assert_allclose(one[0], two[0], rtol=1e-6, atol=0)
     np.testing.assert_allclose(one, two, rtol=RTOL_4_STEPS, atol=0)
