@@ -5,10 +5,9 @@ tolerance the README states ("Several hosts, GPUs and Cloud TPU", "Device counts
 order (one batch sum vs two partial sums and an all-reduce): the first step's loss agrees
 to float rounding (the same bits under XLA's default build, 1e-7 apart under the tests'
 unoptimised kernels, see conftest.py), later ones drift apart by float rounding that
-training amplifies. Measured on this
-config (tiny synthetic encoder, 8 videos, batch 4): relative loss difference 1e-7 at step 2,
-1e-6 at step 3, 5e-5 at step 4 (9e-4 at step 8). (N processes x 1 device equals 1 process x N
-devices bitwise: tests/test_multihost.py.)
+training amplifies. Measured on this config (tiny synthetic encoder, 8 videos, batch 4):
+relative loss difference 1e-7 at step 2, 1e-6 at step 3, 5e-5 at step 4 (9e-4 at step 8).
+(N processes x 1 device equals 1 process x N devices bitwise: tests/test_multihost.py.)
 """
 import json
 import os
