@@ -22,8 +22,9 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 # clones, same hour). XLA's HLO passes (fusion, layouts, simplification) still run, so the
 # tests run the same programs, only not optimised by LLVM: results can differ from the default
 # build by float rounding (the summation order of unvectorised reductions), which no test may
-# depend on. The launches tests start inherit it; entry points, benchmarks and `make demo`
-# keep XLA's default. An XLA_FLAGS that names a level keeps that level.
+# depend on (level 0 is where a gradient that relied on two fusions rounding alike showed up:
+# `pdvc.max_over_queries`). The launches tests start inherit it; entry points, benchmarks and
+# `make demo` keep XLA's default. An XLA_FLAGS that names a level keeps that level.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"

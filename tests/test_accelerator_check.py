@@ -119,7 +119,8 @@ def tiny_run(tmp_path_factory):
     # One CPU device, as a user's machine has (conftest gives this process 8), and, this being
     # a plumbing test, LLVM's cheapest optimisation level (its compile time is what counts).
     kept = [f for f in env.get("XLA_FLAGS", "").split()
-            if not f.startswith("--xla_force_host_platform_device_count")]
+            if not f.startswith(("--xla_force_host_platform_device_count",
+                                 "--xla_backend_optimization_level"))]
     env["XLA_FLAGS"] = " ".join(kept + ["--xla_backend_optimization_level=0",
                                         "--xla_llvm_disable_expensive_passes=true"])
     proc = subprocess.run(
