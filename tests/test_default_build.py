@@ -25,7 +25,7 @@ def test_default_build_equals_the_tests_build(tmp_path):
     default = dict(np.load(out))
     here = probe()
     assert sorted(default) == sorted(here) and len(here) > 30
-    assert float(here["caption_loss"]) > 0 and float(here["encoder_loss"]) > 0
+    assert float(here["caption_loss"]) > 0 and float(here["encoder_loss"]) != 0
     # atol relative to the largest entry of the whole gradient: some leaves are zero in exact
     # arithmetic (a bias under a softmax) and hold rounding noise of either sign.
     group = {name: name.split("[")[0] for name in here}
