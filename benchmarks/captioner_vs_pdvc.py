@@ -198,6 +198,17 @@ def torch_train_step(torch, model, optimizer, batch: dict):
 
 
 # ----------------------------------------------------------------------------- project
+def flax_model():
+    """(model, params): the benchmark's PDVC (`OPT`) initialised by Flax, seed 0 (without torch
+    there is no state dict to import)."""
+    cfg, _ = import_pdvc.model_settings(OPT)
+    model = build.build_model(cfg, VOCAB + 1)
+    params = jax.jit(lambda k: model.init(
+        {"params": k}, jnp.zeros((1, STEPS, FEAT_DIM)), jnp.ones((1, STEPS), bool),
+        jnp.ones((1,)), method=type(model).init_all)["params"])(jax.random.key(0))
+    return model, params
+
+
 def project_train(model, params, b: int, mode: str = "queries"):
     """captioner_jax.train's programs for a batch of `b` -> step(batch) -> loss (blocks)."""
     cfg = base.get_config()
@@ -264,14 +275,9 @@ def main():
     if model_t is not None:
         state_dict = {k: v.detach().numpy() for k, v in model_t.state_dict().items()}
         params, cfg, _, _ = import_pdvc.convert_state_dict(state_dict, OPT)
+        model = build.build_model(cfg, VOCAB + 1)
     else:  # the same model, initialised by Flax
-        cfg, _ = import_pdvc.model_settings(OPT)
-        params = None
-    model = build.build_model(cfg, VOCAB + 1)
-    if params is None:
-        params = jax.jit(lambda k: model.init(
-            {"params": k}, jnp.zeros((1, STEPS, FEAT_DIM)), jnp.ones((1, STEPS), bool),
-            jnp.ones((1,)), method=type(model).init_all)["params"])(jax.random.key(0))
+        model, params = flax_model()
     params = jax.tree.map(jnp.asarray, params)
     pdvc_videos_s = {}
     for phase in phases:

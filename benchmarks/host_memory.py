@@ -42,17 +42,12 @@ def child(batch_size: int, steps: int, cores: int) -> dict:
     import numpy as np
 
     from benchmarks import captioner_vs_pdvc as side
-    from captioner_jax import build, import_pdvc
     from data_prep.infra.jax_setup import enable_compilation_cache
 
     enable_compilation_cache()
-    cfg, _ = import_pdvc.model_settings(side.OPT)
-    model = build.build_model(cfg, side.VOCAB + 1)
+    model, params = side.flax_model()
     batch = jax.tree.map(jax.numpy.asarray,
                          side.video_batch(np.random.default_rng(0), batch_size, 13))
-    params = jax.jit(lambda k: model.init(
-        {"params": k}, batch["feats"], batch["feat_valid"], batch["duration"],
-        method=type(model).init_all)["params"])(jax.random.key(0))
     step = side.project_train(model, params, batch_size)
     for _ in range(2):
         step(batch)
