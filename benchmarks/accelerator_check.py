@@ -20,8 +20,9 @@ one JSON file, `--json`; a part that would start after `--budget-s` is skipped, 
                    CPU and on the accelerator; loss, metrics and updated parameters must agree
                    within `--rtol` / `--atol`
   captioner_train  the captioner trainer's step at ActivityNet size (D=512, 100 feature steps,
-                   10 queries, LSTM-DSA, vocabulary 5,747 + 1): device matching costs, host
-                   Hungarian matching, donated update (`captioner_jax.train`), batch 1 and 8
+                   10 queries, LSTM-DSA, vocabulary 5,747 + 1): the forward with its matching
+                   costs, host Hungarian matching, donated update (`captioner_jax.train`),
+                   batch 1 and 8
   captioner_infer  `make_predict_fn` (30 greedy tokens for every query), batch 1 and 8
 
 Throughput figures: clips/s (encoder), videos/s (captioner), achieved TFLOP/s = XLA cost
@@ -453,7 +454,7 @@ def captioner_parts(sizes: Sizes, mesh, peak, budget=None) -> tuple[list, list]:
     train_step = ctrain.make_train_step(model, tx, schedule, mode="queries", costs=costs,
                                         weights=weights, state_sharding=shardings,
                                         metric_sharding=replicated)
-    match_costs = ctrain.make_match_costs(model, costs, bs)
+    training_forward = ctrain.make_training_forward(model, costs, bs)
     predict = inference.make_predict_fn(model, "queries", sizes.caption_len)
     word_gate_fn = inference.make_word_gate_fn(model)
     step_key = jax.jit(lambda k: jax.random.fold_in(k, 1), out_shardings=replicated)(key)
@@ -471,19 +472,21 @@ def captioner_parts(sizes: Sizes, mesh, peak, budget=None) -> tuple[list, list]:
         # Compiled once, ahead of time (the FLOPs come from these very programs).
         t0 = time.perf_counter()
         state0 = holder["state"]
-        costs_l = match_costs.lower(state0["params"], batch, step_key, state0["step"])
+        costs_l = training_forward.lower(state0["params"], batch, step_key, state0["step"])
         costs_c = costs_l.compile()
-        assign = ctrain._match(costs_c, state0, batch, host, step_key, mesh)
-        step_l = train_step.lower(state0, batch, step_key, assign)
+        assign, fwd = ctrain._match(costs_c, state0, batch, host, step_key, mesh)
+        step_l = train_step.lower(state0, batch, step_key, assign, fwd)
+        del fwd
         step_c = step_l.compile()
         compile_s = time.perf_counter() - t0
         f1, f2 = flops_of(costs_c, costs_l, n_dev), flops_of(step_c, step_l, n_dev)
         flops = f1 + f2 if f1 and f2 else None
 
         def call(batch=batch, host=host, holder=holder, costs_c=costs_c, step_c=step_c):
-            # The trainer's step: device matching costs, host Hungarian, donated update.
-            assign = ctrain._match(costs_c, holder["state"], batch, host, step_key, mesh)
-            holder["state"], metrics = step_c(holder["state"], batch, step_key, assign)
+            # The trainer's step: the forward with its matching costs, host Hungarian,
+            # donated update on the forward's outputs.
+            assign, fwd = ctrain._match(costs_c, holder["state"], batch, host, step_key, mesh)
+            holder["state"], metrics = step_c(holder["state"], batch, step_key, assign, fwd)
             return metrics
 
         s = seconds_per_call(call, sizes.captioner_steps)

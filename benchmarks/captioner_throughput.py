@@ -5,10 +5,11 @@ batch 1 and batch 8, on random TSP-sized (512-d) features with 4 events per vide
     python benchmarks/captioner_throughput.py [--batches 1,8] [--steps 100] [--mode queries]
 
 Prints one line per (batch, phase) with the first call (compile, or a persistent-cache load)
-and the steady-state rate (the first call excluded). Training runs captioner_train's
-programs (`benchmarks/captioner_vs_pdvc.project_train`: matching costs, the host Hungarian
-solver on every decoder layer, the update); inference greedy-decodes 30 tokens for all
-queries. Side by side with PDVC in PyTorch: benchmarks/captioner_vs_pdvc.py.
+and the steady-state rate (the first call excluded). Training runs captioner_train's programs
+(`benchmarks/captioner_vs_pdvc.project_train`: the forward with its matching costs, the host
+Hungarian solver on every decoder layer, the update on the forward's outputs); inference
+greedy-decodes 30 tokens for all queries. Side by side with PDVC in PyTorch:
+benchmarks/captioner_vs_pdvc.py.
 """
 from __future__ import annotations
 

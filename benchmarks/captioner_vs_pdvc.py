@@ -14,7 +14,8 @@ train: one optimisation step as each trainer runs it at batch 1 (PDVC's LSTM-DSA
   takes batch 1): forward, Hungarian matching of every decoder layer (SciPy), PDVC's losses,
   backward, Adam. The original teacher-forces the matched queries up to the batch's longest
   caption (PDVC pads captions per batch); the project is `captioner_jax.train`'s pair of
-  programs (matching costs, then the update with the host assignment) on the pipeline's batch
+  programs (the forward with its matching costs, then the update with the host assignment
+  and the forward's outputs) on the pipeline's batch
   (30 event slots, captions padded to 30 tokens). Batch 8 is the project only (compared with
   PDVC's batch-1 videos/s).
 infer: greedy captions of every query (up to 30 tokens; both loops stop once every caption
@@ -219,7 +220,8 @@ def project_train(model, params, b: int, mode: str = "queries"):
     weights = {k: float(v) for k, v in dict(cfg.loss_weights).items()}
     update = train.make_train_step(model, tx, schedule, mode=mode, costs=costs,
                                    weights=weights, state_sharding=rep, metric_sharding=rep)
-    match_costs = train.make_match_costs(model, costs, sharded) if mode == "queries" else None
+    training_forward = (train.make_training_forward(model, costs, sharded)
+                        if mode == "queries" else None)
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     key = jax.random.key(0)
     # Placed as the step returns it (replicated over the mesh): a first call on uncommitted
@@ -228,11 +230,11 @@ def project_train(model, params, b: int, mode: str = "queries"):
 
     def step(batch):
         state = holder["state"]
-        assign = None
-        if match_costs is not None:  # mode "queries": Hungarian matching on the host
-            cost = np.asarray(match_costs(state["params"], batch, key, state["step"]))
-            assign = jnp.asarray(train.host_assignment(cost, batch["gt_valid"]))
-        holder["state"], metrics = update(state, batch, key, assign)
+        assign = fwd = None
+        if training_forward is not None:  # mode "queries": Hungarian matching on the host
+            cost, fwd = training_forward(state["params"], batch, key, state["step"])
+            assign = jnp.asarray(train.host_assignment(np.asarray(cost), batch["gt_valid"]))
+        holder["state"], metrics = update(state, batch, key, assign, fwd)
         return jax.block_until_ready(metrics["loss"])
 
     return step

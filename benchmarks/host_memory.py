@@ -6,10 +6,11 @@ setting (`data_prep/infra/host_memory.keep_freed_memory`), each in fresh process
 
 One child process per (round, batch, setting), the settings alternating ("kept", then
 "system" = `DVC_HOST_MALLOC=system`, glibc's and JAX's defaults). A child pins itself to
-`--cores` CPUs (0 = all it may use) before JAX starts, builds `captioner_train`'s programs
-at ActivityNet size (`benchmarks/captioner_vs_pdvc.project_train`: matching costs, the host
-Hungarian solver, the update), runs two untimed steps, then `--steps` timed steps, and reports
-per step: minor page faults and system CPU ms (`getrusage`), and the median / min wall ms.
+`--cores` CPUs (0 = all it may use) before JAX starts, builds `captioner_train`'s programs at
+ActivityNet size (`benchmarks/captioner_vs_pdvc.project_train`: the forward with its matching
+costs, the host Hungarian solver, the update), runs two untimed steps, then `--steps` timed
+steps, and reports per step: minor page faults and system CPU ms (`getrusage`), and the median
+/ min wall ms.
 Prints one line per child and one BENCH_JSON line per batch (medians over the rounds; for
 the perf table, "project" is the step with the setting and "original" without it).
 The compilation cache is on, so only the first child per batch compiles.

@@ -60,15 +60,6 @@ def assignments(out: dict, batch: dict, mode: str, costs: MatcherCosts) -> list[
             for cost in matching_costs(out, batch, costs)]
 
 
-def query_matching_costs(model: PDVC, params, batch: dict, rng, costs: MatcherCosts,
-                         train: bool = True) -> jax.Array:
-    """The costs [layers, B, N, G] that `compute_losses(..., rng)` matches in mode "queries"
-    (same forward, same dropout key), for solving the assignment outside the jitted step."""
-    fwd_rng, _ = jax.random.split(rng)
-    out = forward(model, params, batch, "queries", train, fwd_rng)
-    return matching_costs(out, batch, costs)
-
-
 def matched_captions(batch: dict, assignment: jax.Array):
     """Tokens [B, N, L] and token masks [B, N, L] of each query's matched caption."""
     idx = jnp.maximum(assignment, 0)[..., None]
@@ -86,12 +77,26 @@ def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: M
     over every caption position; the same losses).
 
     `assign`: optional per-layer assignments ([B, N] each) solved outside this function
-    (from `query_matching_costs`); None matches here (`assignments`)."""
+    (from `train.make_training_forward`'s costs); None matches here (`assignments`)."""
     fwd_rng, cap_rng = jax.random.split(rng)
     out = forward(model, params, batch, mode, train, fwd_rng)
-    num_layers = out["logits"].shape[0]
     if assign is None:
         assign = assignments(out, batch, mode, costs)
+    total, terms = losses_of_outputs(model, params, out, batch, cap_rng, assign, costs=costs,
+                                     weights=weights, train=train, skip_padding=skip_padding)
+    return total, terms, out
+
+
+def losses_of_outputs(model: PDVC, params, out: dict, batch: dict, cap_rng, assign, *,
+                      costs: MatcherCosts, weights: dict[str, float], train: bool = True,
+                      skip_padding: bool = True):
+    """The losses of `compute_losses` given the forward's outputs `out` (-> (total, terms)).
+
+    `cap_rng` is the second half of `compute_losses`' rng split (the caption dropout); `assign`
+    the per-layer assignments. `params` are read by the caption head only (its loop runs
+    here), so the gradient of the total is this function's gradient in `params` plus the
+    forward's pullback of its gradient in `out`."""
+    num_layers = out["logits"].shape[0]
     # Teacher forcing of what the loss reads only (PDVC captions the matched queries up to the
     # batch's longest caption): padded steps and positions are skipped, not computed; the
     # (shared) caption head runs every decoder layer's captions in one loop.
@@ -112,5 +117,4 @@ def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: M
         layer_terms["loss_caption"] = losses.matched_caption_loss(
             tok_logp[layer], captions[layer][1][..., 1:], assign[layer])
         terms.update({k + suffix: v for k, v in layer_terms.items()})
-    total = losses.weighted_total(terms, weights)
-    return total, terms, out
+    return losses.weighted_total(terms, weights), terms

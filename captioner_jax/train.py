@@ -17,11 +17,12 @@ line; Orbax checkpoint {params, opt_state, step} + Grain iterator every
 the best parameters by METEOR + SODA_c (PDVC's "dvc" criterion) in DIR/best. Resume is exact
 (see `data_prep.infra.resume`).
 
-Learned-proposal mode ("queries") matches on the host between two jitted programs: a forward
-gives the matching costs, SciPy's Hungarian solver assigns on the host, and the update step
-takes the assignment as an input. A `jax.pure_callback` inside the step would do the same in
-one program, but JAX never writes programs with host callbacks to the persistent
-compilation cache, so every restart recompiled the step (minutes).
+Learned-proposal mode ("queries") matches on the host between two jitted programs: the forward
+gives the matching costs (and hands its outputs and pullback on), SciPy's Hungarian solver
+assigns on the host, and the update step takes the assignment and the forward's outputs as
+inputs (the forward runs once per step, as in PDVC). A `jax.pure_callback` inside the step
+would do the same in one program, but JAX never writes programs with host callbacks to the
+persistent compilation cache, so every restart recompiled the step (minutes).
 """
 from __future__ import annotations
 
@@ -38,7 +39,13 @@ import optax
 from captioner_jax import build, inference
 from captioner_jax.data.feature_report import check_stage_features
 from captioner_jax.matcher import hungarian_assign_host
-from captioner_jax.objective import MatcherCosts, compute_losses, query_matching_costs
+from captioner_jax.objective import (
+    MatcherCosts,
+    compute_losses,
+    forward,
+    losses_of_outputs,
+    matching_costs,
+)
 from data_prep.infra import distributed, paths, resume
 from data_prep.infra import mesh as mesh_lib
 from data_prep.infra.atomic_files import atomic_write_json
@@ -104,22 +111,39 @@ def _load_data(config, workdir: str) -> _Data:
 
 def make_train_step(model, tx, schedule, *, mode: str, costs: MatcherCosts, weights: dict,
                     state_sharding, metric_sharding):
-    """Donated jitted (state, batch, step_key, assign) -> (state, metrics).
+    """Donated jitted (state, batch, step_key, assign, forward=None) -> (state, metrics).
 
     `assign` [B, layers, N] int32: the matched GT event of every query per decoder layer
-    (mode "queries", from `make_match_costs` + the host solver); None in GT-proposal mode.
+    (mode "queries", from `make_training_forward` + the host solver); None in GT-proposal
+    mode. `forward`: the (outputs, pullback) pair `make_training_forward` returned with those
+    costs: the step then does not run the forward again (its losses and the caption head's
+    loop run on the outputs, and the pullback carries their gradient through the forward);
+    None runs the forward in the step (GT-proposal mode). Both give the same step to float
+    summation order (tests/test_captioner_train_split.py).
     """
 
-    def train_step(state, batch, step_key, assign):
+    def train_step(state, batch, step_key, assign, forward=None):
         rng = jax.random.fold_in(step_key, state["step"])
         per_layer = None if assign is None else list(jnp.moveaxis(assign, 1, 0))
+        if forward is None:
+            def loss_fn(params):
+                total, terms, _ = compute_losses(model, params, batch, rng, mode=mode,
+                                                 costs=costs, weights=weights, train=True,
+                                                 assign=per_layer)
+                return total, terms
 
-        def loss_fn(params):
-            total, terms, _ = compute_losses(model, params, batch, rng, mode=mode, costs=costs,
-                                             weights=weights, train=True, assign=per_layer)
-            return total, terms
+            (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        else:
+            out, pullback = forward
+            _, cap_rng = jax.random.split(rng)  # compute_losses' split: (forward, captions)
 
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+            def loss_fn(params, out):
+                return losses_of_outputs(model, params, out, batch, cap_rng, per_layer,
+                                         costs=costs, weights=weights, train=True)
+
+            loss, loss_pullback, terms = jax.vjp(loss_fn, state["params"], out, has_aux=True)
+            grads_direct, grads_out = loss_pullback(jnp.ones_like(loss))
+            grads = jax.tree.map(jnp.add, grads_direct, pullback(grads_out)[0])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics = dict(terms, loss=loss, grad_norm=optax.global_norm(grads),
@@ -130,15 +154,26 @@ def make_train_step(model, tx, schedule, *, mode: str, costs: MatcherCosts, weig
                    out_shardings=(state_sharding, metric_sharding))
 
 
-def make_match_costs(model, costs: MatcherCosts, batch_sharding):
-    """jitted (params, batch, step_key, step) -> matching costs [B, layers, N, G] of the
-    training forward of `step` (the same dropout key as the update step uses)."""
+def make_training_forward(model, costs: MatcherCosts, batch_sharding):
+    """jitted (params, batch, step_key, step) -> (costs, (outputs, pullback)): the training
+    forward of `step` in mode "queries" (the dropout key the update step uses), its matching
+    costs [B, layers, N, G] (batch-sharded) for the host solver, and what the update step
+    needs to finish the step without running the forward again: the outputs and the
+    forward's pullback (`jax.vjp`'s function, a pytree of the forward's residuals).
 
-    def match_costs(params, batch, step_key, step):
-        rng = jax.random.fold_in(step_key, step)
-        return jnp.moveaxis(query_matching_costs(model, params, batch, rng, costs), 0, 1)
+    PDVC runs its forward once per step and matches in between; one jitted program cannot
+    stop for SciPy without a host callback (never persistently cached, see the module
+    docstring), so the step is two programs, and handing the residuals over keeps the
+    forward to one run: 12-14% of a batch-8 step on one core (1.71 -> 1.48 s, medians)."""
 
-    return jax.jit(match_costs, out_shardings=batch_sharding)
+    def training_forward(params, batch, step_key, step):
+        fwd_rng, _ = jax.random.split(jax.random.fold_in(step_key, step))
+        out, pullback = jax.vjp(
+            lambda p: forward(model, p, batch, "queries", True, fwd_rng), params)
+        cost = jnp.moveaxis(matching_costs(out, batch, costs), 0, 1)
+        return jax.lax.with_sharding_constraint(cost, batch_sharding), (out, pullback)
+
+    return jax.jit(training_forward)
 
 
 def host_assignment(cost_rows: np.ndarray, gt_valid: np.ndarray) -> np.ndarray:
@@ -149,13 +184,15 @@ def host_assignment(cost_rows: np.ndarray, gt_valid: np.ndarray) -> np.ndarray:
                      for layer in range(cost_rows.shape[1])], axis=1)
 
 
-def _match(match_costs, state, batch, host, step_key, mesh) -> jax.Array:
-    """The assignment [B, layers, N] of this step's training forward (a global array): costs
-    on the device, this host's videos solved on the host."""
-    cost = inference.host_rows(match_costs(state["params"], batch, step_key, state["step"]),
-                               mesh)
-    return mesh_lib.global_batch({"assign": host_assignment(cost, host["gt_valid"])},
-                                 mesh_lib.batch_sharding(mesh))["assign"]
+def _match(training_forward, state, batch, host, step_key, mesh):
+    """The assignment [B, layers, N] of this step's training forward (a global array; costs
+    on the device, this host's videos solved on the host) and the forward's (outputs,
+    pullback) for the update step."""
+    cost, fwd = training_forward(state["params"], batch, step_key, state["step"])
+    assign = mesh_lib.global_batch({"assign": host_assignment(inference.host_rows(cost, mesh),
+                                                              host["gt_valid"])},
+                                   mesh_lib.batch_sharding(mesh))["assign"]
+    return assign, fwd
 
 
 def _evaluate(step: int, *, config, model, params, data: _Data, mesh, workdir: str,
@@ -233,7 +270,8 @@ def run(config, workdir: str) -> dict:
     weights = {k: float(v) for k, v in dict(config.loss_weights).items()}
     train_step = make_train_step(model, tx, schedule, mode=mode, costs=costs, weights=weights,
                                  state_sharding=shardings, metric_sharding=replicated)
-    match_costs = make_match_costs(model, costs, batch_sharding) if mode == "queries" else None
+    training_forward = (make_training_forward(model, costs, batch_sharding)
+                        if mode == "queries" else None)
     # The key is an argument, not a closure constant, so runs with different seeds (ensemble
     # members) share one compiled step through the persistent compilation cache.
     # (jit, not device_put: a multi-host replicated sharding spans other hosts' devices.)
@@ -275,10 +313,11 @@ def run(config, workdir: str) -> dict:
         for step in range(start + 1, total_steps + 1):
             host = next(train_iter)
             batch = mesh_lib.global_batch(host, batch_sharding)
-            assign = None
-            if match_costs is not None:  # mode "queries": Hungarian matching on the host
-                assign = _match(match_costs, state, batch, host, step_key, mesh)
-            state, metrics = train_step(state, batch, step_key, assign)
+            assign = fwd = None
+            if training_forward is not None:  # mode "queries": Hungarian matching on the host
+                assign, fwd = _match(training_forward, state, batch, host, step_key, mesh)
+            state, metrics = train_step(state, batch, step_key, assign, fwd)
+            del fwd  # the forward's residuals: free them before the next step's
             window.add(metrics)
             if itstime(step, log_every, total_steps):
                 logged = window.flush(step)
