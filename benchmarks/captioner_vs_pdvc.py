@@ -210,8 +210,13 @@ def flax_model():
     return model, params
 
 
-def project_train(model, params, b: int, mode: str = "queries"):
-    """captioner_jax.train's programs for a batch of `b` -> step(batch) -> loss (blocks)."""
+def project_train(model, params, b: int, mode: str = "queries", forward_in_step: bool = False):
+    """captioner_jax.train's programs for a batch of `b` -> step(batch) -> loss (blocks).
+
+    forward_in_step: the trainer's form before 2026-12-02, for comparison
+    (`benchmarks/captioner_forward_once.py`): a program of the forward computes the matching
+    costs only, and the update runs the forward again (instead of finishing the step on the
+    first forward's outputs and pullback)."""
     cfg = base.get_config()
     tx, schedule = build.build_optimizer(cfg.optim, 1000, 30)
     mesh = mesh_lib.make_mesh()
@@ -222,6 +227,10 @@ def project_train(model, params, b: int, mode: str = "queries"):
                                    weights=weights, state_sharding=rep, metric_sharding=rep)
     training_forward = (train.make_training_forward(model, costs, sharded)
                         if mode == "queries" else None)
+    if training_forward is not None and forward_in_step:  # costs only (residuals dropped)
+        costs_only = jax.jit(lambda *a: (training_forward.__wrapped__(*a)[0], None))
+    else:
+        costs_only = None
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     key = jax.random.key(0)
     # Placed as the step returns it (replicated over the mesh): a first call on uncommitted
@@ -232,7 +241,8 @@ def project_train(model, params, b: int, mode: str = "queries"):
         state = holder["state"]
         assign = fwd = None
         if training_forward is not None:  # mode "queries": Hungarian matching on the host
-            cost, fwd = training_forward(state["params"], batch, key, state["step"])
+            cost, fwd = (costs_only or training_forward)(state["params"], batch, key,
+                                                         state["step"])
             assign = jnp.asarray(train.host_assignment(np.asarray(cost), batch["gt_valid"]))
         holder["state"], metrics = update(state, batch, key, assign, fwd)
         return jax.block_until_ready(metrics["loss"])
