@@ -227,8 +227,8 @@ def project_train(model, params, b: int, mode: str = "queries", forward_in_step:
                                    weights=weights, state_sharding=rep, metric_sharding=rep)
     training_forward = (train.make_training_forward(model, costs, sharded)
                         if mode == "queries" else None)
-    if training_forward is not None and forward_in_step:  # costs only (residuals dropped)
-        costs_only = jax.jit(lambda *a: (training_forward.__wrapped__(*a)[0], None))
+    if training_forward is not None and forward_in_step:  # costs only (residuals: dead code)
+        costs_only = jax.jit(lambda *a: (training_forward(*a)[0], None))
     else:
         costs_only = None
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}

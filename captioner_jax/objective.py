@@ -68,6 +68,13 @@ def matched_captions(batch: dict, assignment: jax.Array):
     return tokens, mask
 
 
+def step_keys(rng):
+    """A training step's (forward dropout key, caption dropout key): the one split that
+    `compute_losses`, `train.make_training_forward` and the update on its outputs share."""
+    fwd_rng, cap_rng = jax.random.split(rng)
+    return fwd_rng, cap_rng
+
+
 def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: MatcherCosts,
                    weights: dict[str, float], train: bool = True, assign=None,
                    skip_padding: bool = True):
@@ -78,7 +85,7 @@ def compute_losses(model: PDVC, params, batch: dict, rng, *, mode: str, costs: M
 
     `assign`: optional per-layer assignments ([B, N] each) solved outside this function
     (from `train.make_training_forward`'s costs); None matches here (`assignments`)."""
-    fwd_rng, cap_rng = jax.random.split(rng)
+    fwd_rng, cap_rng = step_keys(rng)
     out = forward(model, params, batch, mode, train, fwd_rng)
     if assign is None:
         assign = assignments(out, batch, mode, costs)
@@ -92,10 +99,10 @@ def losses_of_outputs(model: PDVC, params, out: dict, batch: dict, cap_rng, assi
                       skip_padding: bool = True):
     """The losses of `compute_losses` given the forward's outputs `out` (-> (total, terms)).
 
-    `cap_rng` is the second half of `compute_losses`' rng split (the caption dropout); `assign`
-    the per-layer assignments. `params` are read by the caption head only (its loop runs
-    here), so the gradient of the total is this function's gradient in `params` plus the
-    forward's pullback of its gradient in `out`."""
+    `cap_rng` is the caption dropout key of `step_keys`; `assign` the per-layer assignments.
+    `params` are read by the caption head only (its loop runs here), so the gradient of the
+    total is this function's gradient in `params` plus the forward's pullback of its gradient
+    in `out`."""
     num_layers = out["logits"].shape[0]
     # Teacher forcing of what the loss reads only (PDVC captions the matched queries up to the
     # batch's longest caption): padded steps and positions are skipped, not computed; the
