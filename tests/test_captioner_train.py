@@ -11,6 +11,7 @@ compiled functions and the model is shrunk (2 levels, 1 encoder layer, the light
 test_captioner_model.py."""
 import json
 
+import compile_cache_watch
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -57,12 +58,13 @@ def runs(synthetic_dataset, tmp_path_factory):
     root = synthetic_dataset
     dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
     c = _train_config(root, dim)
-    straight = tmp_path_factory.mktemp("captioner_straight")
-    train.run(c, str(straight))
-
-    interrupted = tmp_path_factory.mktemp("captioner_interrupted")
-    events = run_interrupted(train.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
-    return root, dim, straight, interrupted, events
+    with compile_cache_watch.watch() as cache_log:
+        straight = tmp_path_factory.mktemp("captioner_straight")
+        train.run(c, str(straight))
+        mark = cache_log.mark()
+        interrupted = tmp_path_factory.mktemp("captioner_interrupted")
+        events = run_interrupted(train.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
+    return root, dim, straight, interrupted, events, (cache_log, mark)
 
 
 def _params(directory, step):
@@ -76,7 +78,7 @@ def _lines(workdir):
 
 
 def test_tiny_run_lowers_every_loss(runs):
-    _, _, workdir, _, _ = runs
+    _, _, workdir, _, _, _ = runs
     records = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["split"] == "train"]
     assert [r["step"] for r in records] == [3, 6, 9, 12, 15, 16]  # every 3 steps and the last
     for key in ("loss", "loss_ce", "loss_giou", "loss_counter", "loss_caption",
@@ -85,7 +87,7 @@ def test_tiny_run_lowers_every_loss(runs):
 
 
 def test_killed_in_evaluation_and_preempted_run_equals_uninterrupted(runs):
-    _, _, straight, interrupted, events = runs
+    _, _, straight, interrupted, events, _ = runs
     assert events[:2] == ["killed", {"steps": PREEMPT, "preempted": True}]
     assert events[2]["steps"] == STEPS
     # Parameters after the last step, bitwise.
@@ -111,6 +113,17 @@ def test_killed_in_evaluation_and_preempted_run_equals_uninterrupted(runs):
     assert _lines(interrupted) == _lines(straight)
 
 
+def test_every_program_of_a_rerun_comes_from_the_persistent_cache(runs):
+    # The reruns (killed, preempted, finished) build their jitted functions anew: each program
+    # is looked up in the persistent cache, where the first run wrote it. A miss is a program
+    # whose cache key changes between runs, or one with a host callback, never written.
+    cache_log, mark = runs[-1]
+    reruns = cache_log.since(mark)
+    assert not cache_log.host_callbacks
+    assert not reruns.misses, reruns
+    assert {"jit_training_forward", "jit_train_step"} <= set(reruns.hits), reruns
+
+
 def jax_leaves(tree):
     import jax
 
@@ -118,7 +131,7 @@ def jax_leaves(tree):
 
 
 def test_gt_proposal_predict_one_caption_per_segment(runs):
-    root, dim, workdir, _, _ = runs
+    root, dim, workdir, _, _, _ = runs
     c = _config(root, dim, ",mode=gt,predict")
     c.eval.soda = False
     metrics = inference.run(c, str(workdir))
@@ -145,7 +158,7 @@ def test_corrupt_feature_files_are_reported_counted_and_strict_fails(runs, tmp_p
 
     from captioner_jax.data.features import CorruptFeatureError
 
-    root, dim, workdir, _, _ = runs
+    root, dim, workdir, _, _, _ = runs
     feats = tmp_path / "features"
     shutil.copytree(root / "features", feats)
     val_ids = list(json.loads((root / "captions" / "val_1.json").read_text()))
@@ -173,7 +186,7 @@ def test_corrupt_feature_files_are_reported_counted_and_strict_fails(runs, tmp_p
 
 
 def test_a_vocabulary_other_than_the_trained_runs_is_one_clear_error(runs, tmp_path):
-    root, dim, workdir, _, _ = runs
+    root, dim, workdir, _, _, _ = runs
     info = json.loads((workdir / "model_info.json").read_text())
     trained = CaptionVocab.load(workdir / "vocab.json")
     assert info["vocab"] == {"file": "vocab.json", "size": trained.size,

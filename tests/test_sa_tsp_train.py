@@ -4,6 +4,7 @@ import json
 import os
 import signal
 
+import compile_cache_watch
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +56,9 @@ def tiny_config(root, **overrides):
 @pytest.fixture(scope="module")
 def full_run(data_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("full"))
-    result = train.run(tiny_config(data_dir), workdir)
+    with compile_cache_watch.watch() as cache_log:  # writes every program for the reruns
+        result = train.run(tiny_config(data_dir), workdir)
+    assert not cache_log.host_callbacks
     return workdir, result
 
 
@@ -96,7 +99,13 @@ def _assert_same_as_uninterrupted(full_workdir, workdir):
 def test_stop_and_resume_matches_uninterrupted(full_run, data_dir, tmp_path):
     workdir = str(tmp_path / "resumed")
     # Step 6 is inside the log window 5-8: its open steps travel with the checkpoint.
-    first = train.run(tiny_config(data_dir, max_steps_this_run=6), workdir)
+    with compile_cache_watch.watch() as cache_log:
+        first = train.run(tiny_config(data_dir, max_steps_this_run=6), workdir)
+    # This run rebuilt every jitted function of the uninterrupted run: all its programs come
+    # from the persistent cache (a miss: a cache key that changes between runs, or a host
+    # callback, which is never written).
+    assert not cache_log.misses and not cache_log.host_callbacks, cache_log
+    assert {"jit_init", "jit_step"} <= set(cache_log.hits), cache_log
     assert first["stopped_early"] and first["step"] == 6
     assert not os.path.exists(os.path.join(workdir, "params"))  # no export of a partial run
     # Lines a killed run wrote past its last checkpoint are dropped on resume.

@@ -4,6 +4,7 @@ evaluation and preempted at the next evaluation step ends exactly as an uninterr
 (parameters, best checkpoint, scst_summary.json, metrics lines)."""
 import json
 
+import compile_cache_watch
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -43,12 +44,13 @@ def runs(synthetic_dataset, tmp_path_factory):
     root = synthetic_dataset
     dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
     c = _config(root, dim)
-    straight = tmp_path_factory.mktemp("scst_straight")
-    train_scst.run(c, str(straight))
-
-    interrupted = tmp_path_factory.mktemp("scst_interrupted")
-    events = run_interrupted(train_scst.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
-    return straight, interrupted, events
+    with compile_cache_watch.watch() as cache_log:
+        straight = tmp_path_factory.mktemp("scst_straight")
+        train_scst.run(c, str(straight))
+        mark = cache_log.mark()
+        interrupted = tmp_path_factory.mktemp("scst_interrupted")
+        events = run_interrupted(train_scst.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
+    return straight, interrupted, events, (cache_log, mark)
 
 
 def test_split_validation_is_seeded_and_disjoint():
@@ -60,7 +62,7 @@ def test_split_validation_is_seeded_and_disjoint():
 
 
 def test_scst_stage_logs_rewards_and_evaluates(runs, synthetic_dataset):
-    straight, _, _ = runs
+    straight, _, _, _ = runs
     rows = [r for r in read_metrics(str(straight / "metrics.jsonl")) if r["split"] == "train"]
     assert [r["step"] for r in rows] == [3, 4]
     for r in rows:
@@ -88,7 +90,7 @@ def _drop_time(record):
 
 
 def test_killed_in_evaluation_and_preempted_run_equals_uninterrupted(runs):
-    straight, interrupted, events = runs
+    straight, interrupted, events, _ = runs
     assert events[:2] == ["killed", {"steps": PREEMPT, "preempted": True}]
     for x, y in zip(jax.tree.leaves(_params(straight / "checkpoints", STEPS)),
                     jax.tree.leaves(_params(interrupted / "checkpoints", STEPS)), strict=True):
@@ -107,3 +109,13 @@ def test_killed_in_evaluation_and_preempted_run_equals_uninterrupted(runs):
     lines = [[_drop_time(r) for r in read_metrics(str(w / "metrics.jsonl"))]
              for w in (straight, interrupted)]
     assert lines[1] == lines[0]
+
+
+def test_every_program_of_a_rerun_comes_from_the_persistent_cache(runs):
+    # As in tests/test_captioner_train.py: the reruns rebuild their jitted functions, and
+    # every program must be found where the first run wrote it.
+    cache_log, mark = runs[-1]
+    reruns = cache_log.since(mark)
+    assert not cache_log.host_callbacks
+    assert not reruns.misses, reruns
+    assert {"jit_sample_with_baseline", "jit_update"} <= set(reruns.hits), reruns
