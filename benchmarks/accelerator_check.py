@@ -11,7 +11,9 @@ one JSON file, `--json`; a part that would start after `--budget-s` is skipped, 
                    R(2+1)D-34 at 16x112x112 clips, bf16 compute with f32 parameters
                    (`make_backbone(variant, dtype=bfloat16)`), at the largest per-device batch
                    of `--train-batches` that fits (memory estimated from a probe compile,
-                   then tried from the largest down; an out-of-memory error tries the next)
+                   then tried from the largest down; an out-of-memory error tries the next;
+                   `--remat block` recomputes each residual block in the backward pass, so
+                   that larger batches fit)
   encoder_extract  the eval-mode bf16 backbone forward (feature extraction), same way
   input_pipeline   the TSP training input pipeline (shard read, JPEG decode, crop, flip) on
                    synthetic shards, in this process: clips per second of host CPU time (a
@@ -298,9 +300,11 @@ def measured_matmul_peak(n: int, dtype, steps: int = 5) -> float:
 
 
 # ----------------------------------------------------------------------------- parts
-def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype, conv_impl: str = "") -> tuple[dict, dict]:
+def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype, conv_impl: str = "",
+                  remat: str = "none") -> tuple[dict, dict]:
     """The trainer's train step and the extraction forward. Returns (train, extract) dicts.
-    `conv_impl`: the backbone's convolution lowering ("" = the model's default)."""
+    `conv_impl`: the backbone's convolution lowering ("" = the model's default); `remat`: the
+    train step's activation rematerialisation (`R2Plus1D.remat`; a larger batch may fit)."""
     from data_prep.infra import mesh as mesh_lib
     from sa_tsp_jax import optim, train
     from sa_tsp_jax.losses.pretrain_loss import PretrainLossConfig
@@ -309,7 +313,7 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype, conv_impl: str = "") -
 
     n_dev = mesh.devices.size
     overrides = {"conv_impl": conv_impl} if conv_impl else {}
-    model = SATSPModel(make_backbone(sizes.variant, dtype=dtype, **overrides),
+    model = SATSPModel(make_backbone(sizes.variant, dtype=dtype, remat=remat, **overrides),
                        num_actions=sizes.num_actions, num_concepts=sizes.num_concepts,
                        use_gvf=True)
     tx = optim.make_optimizer(optim.OptimConfig(warmup_epochs=0.0), steps_per_epoch=100)
@@ -375,7 +379,7 @@ def encoder_parts(sizes: Sizes, mesh, peak, limit, dtype, conv_impl: str = "") -
                             fixed_bytes=2 * state_bytes)
     g = b * n_dev
     train_out = {"variant": sizes.variant, "clip": list(clip_shape),
-                 "conv_impl": getattr(model.backbone, "conv_impl", None),
+                 "conv_impl": getattr(model.backbone, "conv_impl", None), "remat": remat,
                  "compute_dtype": jnp.dtype(dtype).name, "param_dtype": "float32",
                  "batch_per_device": b, "global_batch": g, "compile_s": compile_s[b],
                  "clips_per_s": g / r["seconds_per_step"],
@@ -655,6 +659,9 @@ def main(argv=None) -> int:
     p.add_argument("--conv-impl", default="",
                    help="R(2+1)D convolution lowering (sa_tsp_jax.models.r2plus1d.CONV_IMPLS; "
                    "default: the model's)")
+    p.add_argument("--remat", default="none", choices=["none", "conv_outputs", "block"],
+                   help="encoder train step: what the backward pass recomputes "
+                   "(sa_tsp_jax.models.r2plus1d.REMAT_POLICIES; block: larger batches fit)")
     p.add_argument("--budget-s", type=float, default=540.0,
                    help="wall-clock budget; parts that would start after it are skipped")
     p.add_argument("--cpu-self-check", action="store_true",
@@ -719,7 +726,8 @@ def main(argv=None) -> int:
         print(msg)
 
     def encoder():
-        tr, ex = encoder_parts(sizes, mesh, peak, limit, jnp.dtype(args.dtype), args.conv_impl)
+        tr, ex = encoder_parts(sizes, mesh, peak, limit, jnp.dtype(args.dtype), args.conv_impl,
+                               args.remat)
         result["encoder_extract"] = dict(ex, status="ok")
         return tr
 
@@ -729,7 +737,7 @@ def main(argv=None) -> int:
         tr = run_part("encoder_train", result, budget, 60, encoder)
         if tr:
             print(f"[encoder_train] {sizes.variant} {'x'.join(map(str, sizes.clip))} "
-                  f"{tr['compute_dtype']} (conv {tr['conv_impl']}): "
+                  f"{tr['compute_dtype']} (conv {tr['conv_impl']}, remat {tr['remat']}): "
                   f"{tr['clips_per_s']:.2f} clips/s (batch {tr['global_batch']}), "
                   f"{_fmt(tr['tflops'], '.3f')} TFLOP/s, MFU {_fmt(tr['mfu'], '.1f', 100, '%')}"
                   f", compile {tr['compile_s']:.0f} s"

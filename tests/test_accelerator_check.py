@@ -142,6 +142,7 @@ def test_tiny_run_json_fields(tiny_run):
     assert tr["global_batch"] == 4  # the largest of the tiny candidates (4, 2)
     assert tr["compute_dtype"] == "float32" and tr["param_dtype"] == "float32"
     assert isinstance(tr["conv_impl"], str)  # the model's default lowering
+    assert tr["remat"] == "none"  # the default: every activation kept
     assert tr["loss_finite"] and tr["clips_per_s"] > 0
     assert tr["tflops"] > 0 and 0 < tr["mfu"] and tr["flops_per_clip"] > 0
     ex = r["encoder_extract"]

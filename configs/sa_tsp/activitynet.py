@@ -9,7 +9,8 @@ epochs 4 and 6, frozen stem), global batch 64 (TSP: 32 per GPU x 2), max-pooled 
 released TSP model, concept head over the top-N concepts (N=1000 default), alpha = beta = 1.
 Expects `{root}/shards/{train,val}-*.tfrecord` (stage write_shards at 15 fps, 128x171) and
 `{root}/gvf/r2plus1d_34-max_gvf.h5`. Switches: root=DIR, gvf=PATH, concepts=N, objective=sa_tsp|tsp,
-init=DIR (weights from `python -m sa_tsp_jax.import_torch`), bf16, batch=N, runlocal.
+init=DIR (weights from `python -m sa_tsp_jax.import_torch`), bf16, batch=N,
+remat=none|conv_outputs|block (activation memory, see configs/sa_tsp/base.py), runlocal.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from configs.sa_tsp import base
 
 def get_config(arg: str | None = None):
     sw = base.parse_arg(arg, root="data/activitynet", gvf="", concepts=1000, batch=64,
-                        objective="sa_tsp", init="", bf16=False, runlocal=False)
+                        objective="sa_tsp", init="", bf16=False, remat="none",
+                        runlocal=False)
     c = base.get_config()
     root = sw.root
     c.data.train_shards = f"{root}/shards/train-*.tfrecord"
@@ -31,6 +33,7 @@ def get_config(arg: str | None = None):
     c.init_from = sw.init
     if sw.bf16:
         c.model.dtype = "bfloat16"
+    c.model.remat = base.one_of("remat", sw.remat, ("none", "conv_outputs", "block"))
     if sw.runlocal:
         c.model.variant = "small"
         c.data.batch_size = 8

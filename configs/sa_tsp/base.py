@@ -37,9 +37,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         crop=112, num_concepts=1000, concept_rule="any_overlap",
         read_threads=8, prefetch_buffer=8))
 
+    # remat: what each residual block's backward reads from its forward (none | conv_outputs
+    # | block; sa_tsp_jax/models/r2plus1d.py): "block" recomputes the blocks in the backward
+    # pass for a larger batch per device where activations fill the accelerator's memory.
     c.model = ml_collections.ConfigDict(dict(
         variant="r2plus1d_34", midplane_rule="tsp", dtype="float32", num_actions=200,
-        use_gvf=True))
+        use_gvf=True, remat="none"))
 
     # L = action_weight * L_action + alpha * L_temporal + beta * L_semantic. The report gives
     # neither alpha nor beta; 1 and 1 are our defaults. beta = 0: plain TSP.

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 
 from sa_tsp_jax.models.batch_norm import TSP_BN_EPS, TSP_BN_TORCH_MOMENTUM, TorchBatchNorm
 
@@ -46,6 +47,10 @@ def midplanes(in_planes: int, out_planes: int) -> int:
 
 
 CONV_IMPLS = ("factorised", "conv3d")
+
+# What the backward pass of a BasicBlock reads from the forward (`R2Plus1D.remat`).
+REMAT_POLICIES = ("none", "conv_outputs", "block")
+CONV_OUTPUT = "conv_out"  # `checkpoint_name` of every convolution's output
 
 # Below this many output positions per image a 2-D conv runs as explicit patches + one matmul
 # (see `FactorisedConv`); measured crossover on XLA CPU between 8x8 and 14x14 outputs.
@@ -165,15 +170,17 @@ class FactorisedConv(nn.Module):
 
         if self.impl == "factorised" and kt == 1 and st == 1 and pad[0] == (0, 0):
             y = conv2d(x.reshape(b * t, h, w, c), kernel[0], (sh, sw), pad[1:])
-            return y.reshape(b, t, *y.shape[1:])
-        if self.impl == "factorised" and kh == kw == 1 and pad[1:] == ((0, 0), (0, 0)):
+            y = y.reshape(b, t, *y.shape[1:])
+        elif self.impl == "factorised" and kh == kw == 1 and pad[1:] == ((0, 0), (0, 0)):
             if sh != 1 or sw != 1:
                 x = x[:, :, ::sh, ::sw]
                 h, w = x.shape[2:4]
             y = conv2d(x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1), (pad[0], (0, 0)))
-            return y.reshape(b, y.shape[1], h, w, self.features)
-        return lax.conv_general_dilated(x, kernel, self.strides, pad,
-                                        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+            y = y.reshape(b, y.shape[1], h, w, self.features)
+        else:
+            y = lax.conv_general_dilated(x, kernel, self.strides, pad,
+                                         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+        return checkpoint_name(y, CONV_OUTPUT)  # what remat="conv_outputs" keeps
 
 
 def _conv(features: int, kernel, strides, padding, dtype, name: str,
@@ -250,6 +257,12 @@ class R2Plus1D(nn.Module):
       dtype: compute dtype (bfloat16 for speed); parameters are always float32.
       conv_impl: "factorised" (the degenerate 3-D convolutions as 2-D ones, faster on XLA CPU,
         same parameters and numerics) or "conv3d" (plain 3-D convolutions, the reference).
+      remat: what each BasicBlock's backward pass reads from its forward (`jax.checkpoint`;
+        the same gradients, less activation memory, more arithmetic): "none" keeps every
+        intermediate; "conv_outputs" keeps the convolutions' outputs and recomputes the
+        BatchNorms and ReLUs (elementwise) from them; "block" keeps only each block's input
+        and recomputes the whole block, convolutions included (~1/3 more FLOPs per step),
+        for the largest batch per device. Parameters and their names do not change.
     """
 
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
@@ -260,6 +273,7 @@ class R2Plus1D(nn.Module):
     bn_momentum: float = TSP_BN_TORCH_MOMENTUM
     dtype: Any = jnp.float32
     conv_impl: str = "factorised"
+    remat: str = "none"
 
     @property
     def feature_dim(self) -> int:
@@ -272,6 +286,14 @@ class R2Plus1D(nn.Module):
                              f"got {self.midplane_rule!r}")
         if clips.ndim != 5 or clips.shape[-1] != 3:
             raise ValueError(f"clips must be [B, T, H, W, 3], got shape {clips.shape}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        block_cls = BasicBlock
+        if self.remat != "none":
+            policy = (jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT)
+                      if self.remat == "conv_outputs" else None)
+            # argnum 2 = `train` (Flax counts `self` as 0): a Python bool, not traced.
+            block_cls = nn.remat(BasicBlock, static_argnums=(2,), policy=policy)
         bn = lambda name: TorchBatchNorm(self.bn_momentum, self.bn_eps, self.dtype, name=name)
         x = clips.astype(self.dtype)
         x = _conv(self.stem_width, (1, 7, 7), (1, 2, 2), ((0, 0), (3, 3), (3, 3)), self.dtype,
@@ -283,7 +305,7 @@ class R2Plus1D(nn.Module):
         for stage, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
             for block in range(num_blocks):
                 stride = 2 if (stage > 0 and block == 0) else 1
-                x = BasicBlock(width, stride, self.midplane_rule, self.bn_eps, self.bn_momentum,
+                x = block_cls(width, stride, self.midplane_rule, self.bn_eps, self.bn_momentum,
                                self.dtype, self.conv_impl,
                                name=f"layer{stage + 1}_{block}")(x, train)
         # AdaptiveAvgPool3d(1) + flatten, accumulated in float32.
