@@ -38,6 +38,14 @@ class CacheLog:
     def mark(self) -> tuple[int, int, int]:
         return len(self.hits), len(self.misses), len(self.host_callbacks)
 
+    def assert_rerun_from_cache(self, mark: tuple[int, int, int], programs: set[str]) -> None:
+        """Every program compiled after `mark` came from the cache, `programs` among them,
+        and no program of the whole log had a host callback."""
+        rerun = self.since(mark)
+        assert not self.host_callbacks, self
+        assert not rerun.misses, rerun
+        assert programs <= set(rerun.hits), rerun
+
 
 class _Recorder(logging.Handler):
     def __init__(self, log: CacheLog):

@@ -1,8 +1,9 @@
 """The interruption scenario the trainers' exact-resume tests share: a kill -9 inside an
 evaluation, then a SIGTERM, then the same command again (tests/test_captioner_train.py,
-tests/test_scst_train.py)."""
+tests/test_scst_train.py), after an uninterrupted run to compare with."""
 from __future__ import annotations
 
+import compile_cache_watch
 import pytest
 
 from data_prep.infra import resume
@@ -44,3 +45,18 @@ def run_interrupted(run, config, workdir: str, kill_in_eval: int, preempt: int) 
         events.append(run(config, workdir))
     events.append(run(config, workdir))
     return events
+
+
+def straight_and_interrupted(run, config, tmp_path_factory, name: str, kill_in_eval: int,
+                             preempt: int):
+    """`run(config, workdir)` uninterrupted into a fresh `<name>_straight`, then
+    `run_interrupted` into `<name>_interrupted`, with the persistent compilation cache watched
+    (`compile_cache_watch`). Returns (straight, interrupted, events, (cache log, its mark after
+    the uninterrupted run))."""
+    with compile_cache_watch.watch() as cache_log:
+        straight = tmp_path_factory.mktemp(f"{name}_straight")
+        run(config, str(straight))
+        mark = cache_log.mark()
+        interrupted = tmp_path_factory.mktemp(f"{name}_interrupted")
+        events = run_interrupted(run, config, str(interrupted), kill_in_eval, preempt)
+    return straight, interrupted, events, (cache_log, mark)

@@ -11,11 +11,10 @@ compiled functions and the model is shrunk (2 levels, 1 encoder layer, the light
 test_captioner_model.py."""
 import json
 
-import compile_cache_watch
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from interruptions import run_interrupted
+from interruptions import straight_and_interrupted
 
 from benchmarks.attribute_features import write_attribute_features
 from captioner_jax import build, inference, train
@@ -54,17 +53,13 @@ def _train_config(root, dim):
 
 @pytest.fixture(scope="module")
 def runs(synthetic_dataset, tmp_path_factory):
-    """(root, dim, uninterrupted workdir, interrupted workdir, log of the interruptions)."""
+    """(root, dim, uninterrupted workdir, interrupted workdir, log of the interruptions,
+    (compilation-cache log, its mark after the uninterrupted run))."""
     root = synthetic_dataset
     dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
-    c = _train_config(root, dim)
-    with compile_cache_watch.watch() as cache_log:
-        straight = tmp_path_factory.mktemp("captioner_straight")
-        train.run(c, str(straight))
-        mark = cache_log.mark()
-        interrupted = tmp_path_factory.mktemp("captioner_interrupted")
-        events = run_interrupted(train.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
-    return root, dim, straight, interrupted, events, (cache_log, mark)
+    runs = straight_and_interrupted(train.run, _train_config(root, dim), tmp_path_factory,
+                                    "captioner", KILL_IN_EVAL, PREEMPT)
+    return root, dim, *runs
 
 
 def _params(directory, step):
@@ -118,10 +113,7 @@ def test_every_program_of_a_rerun_comes_from_the_persistent_cache(runs):
     # is looked up in the persistent cache, where the first run wrote it. A miss is a program
     # whose cache key changes between runs, or one with a host callback, never written.
     cache_log, mark = runs[-1]
-    reruns = cache_log.since(mark)
-    assert not cache_log.host_callbacks
-    assert not reruns.misses, reruns
-    assert {"jit_training_forward", "jit_train_step"} <= set(reruns.hits), reruns
+    cache_log.assert_rerun_from_cache(mark, {"jit_training_forward", "jit_train_step"})
 
 
 def jax_leaves(tree):

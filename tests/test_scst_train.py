@@ -4,12 +4,11 @@ evaluation and preempted at the next evaluation step ends exactly as an uninterr
 (parameters, best checkpoint, scst_summary.json, metrics lines)."""
 import json
 
-import compile_cache_watch
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from interruptions import run_interrupted
+from interruptions import straight_and_interrupted
 
 from benchmarks.attribute_features import write_attribute_features
 from captioner_jax.scst import train_scst
@@ -40,17 +39,12 @@ def _config(root, dim):
 
 @pytest.fixture(scope="module")
 def runs(synthetic_dataset, tmp_path_factory):
-    """(uninterrupted workdir, interrupted workdir, events of the interrupted run)."""
+    """(uninterrupted workdir, interrupted workdir, events of the interrupted run,
+    (compilation-cache log, its mark after the uninterrupted run))."""
     root = synthetic_dataset
     dim = write_attribute_features(str(root / "synthetic_events.json"), str(root / "features"))
-    c = _config(root, dim)
-    with compile_cache_watch.watch() as cache_log:
-        straight = tmp_path_factory.mktemp("scst_straight")
-        train_scst.run(c, str(straight))
-        mark = cache_log.mark()
-        interrupted = tmp_path_factory.mktemp("scst_interrupted")
-        events = run_interrupted(train_scst.run, c, str(interrupted), KILL_IN_EVAL, PREEMPT)
-    return straight, interrupted, events, (cache_log, mark)
+    return straight_and_interrupted(train_scst.run, _config(root, dim), tmp_path_factory,
+                                    "scst", KILL_IN_EVAL, PREEMPT)
 
 
 def test_split_validation_is_seeded_and_disjoint():
@@ -115,7 +109,4 @@ def test_every_program_of_a_rerun_comes_from_the_persistent_cache(runs):
     # As in tests/test_captioner_train.py: the reruns rebuild their jitted functions, and
     # every program must be found where the first run wrote it.
     cache_log, mark = runs[-1]
-    reruns = cache_log.since(mark)
-    assert not cache_log.host_callbacks
-    assert not reruns.misses, reruns
-    assert {"jit_sample_with_baseline", "jit_update"} <= set(reruns.hits), reruns
+    cache_log.assert_rerun_from_cache(mark, {"jit_sample_with_baseline", "jit_update"})
