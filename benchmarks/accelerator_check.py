@@ -59,6 +59,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sa_tsp_jax.models.r2plus1d import REMAT_POLICIES  # noqa: E402
+
 # Dense (no sparsity) bf16 peak TFLOP/s per chip, from the vendors' data sheets. Matched on
 # `jax.Device.device_kind` in this order (the first pattern that matches wins; e.g. TPU v5e
 # reports "TPU v5 lite", v5p "TPU v5"). H100/H200 are the SXM figures.
@@ -659,9 +661,9 @@ def main(argv=None) -> int:
     p.add_argument("--conv-impl", default="",
                    help="R(2+1)D convolution lowering (sa_tsp_jax.models.r2plus1d.CONV_IMPLS; "
                    "default: the model's)")
-    p.add_argument("--remat", default="none", choices=["none", "conv_outputs", "block"],
+    p.add_argument("--remat", default="none", choices=REMAT_POLICIES,
                    help="encoder train step: what the backward pass recomputes "
-                   "(sa_tsp_jax.models.r2plus1d.REMAT_POLICIES; block: larger batches fit)")
+                   "(R2Plus1D.remat; block: larger batches fit)")
     p.add_argument("--budget-s", type=float, default=540.0,
                    help="wall-clock budget; parts that would start after it are skipped")
     p.add_argument("--cpu-self-check", action="store_true",

@@ -67,7 +67,7 @@ def build_model(config) -> SATSPModel:
     """The SA-TSP model named by `config.model` (no ConfigDict enters the module)."""
     m = config.model
     backbone = make_backbone(m.variant, m.midplane_rule, export.DTYPES[m.dtype],
-                             remat=str(m.get("remat", "none")))
+                             remat=m.remat)
     num_concepts = int(config.input.num_concepts) if config.loss.beta > 0 else 0
     return SATSPModel(backbone, num_actions=int(m.num_actions), num_regions=2,
                       num_concepts=num_concepts, use_gvf=bool(m.use_gvf))

@@ -258,11 +258,13 @@ class R2Plus1D(nn.Module):
       conv_impl: "factorised" (the degenerate 3-D convolutions as 2-D ones, faster on XLA CPU,
         same parameters and numerics) or "conv3d" (plain 3-D convolutions, the reference).
       remat: what each BasicBlock's backward pass reads from its forward (`jax.checkpoint`;
-        the same gradients, less activation memory, more arithmetic): "none" keeps every
-        intermediate; "conv_outputs" keeps the convolutions' outputs and recomputes the
-        BatchNorms and ReLUs (elementwise) from them; "block" keeps only each block's input
-        and recomputes the whole block, convolutions included (~1/3 more FLOPs per step),
-        for the largest batch per device. Parameters and their names do not change.
+        the same gradients, more arithmetic, and less activation memory where the backend's
+        scheduler keeps the recomputation in the backward pass: not measured so on XLA CPU,
+        see the README): "none" keeps every intermediate; "conv_outputs" keeps the
+        convolutions' outputs and recomputes the BatchNorms and ReLUs (elementwise) from them;
+        "block" keeps only each block's input and recomputes the whole block, convolutions
+        included (1.2x the FLOPs of a training step: benchmarks/encoder_remat.py), for the
+        largest batch per device. Parameters and their names do not change.
     """
 
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
