@@ -3,6 +3,7 @@
 Golden values are computed by hand (see the comments) or by pycocoevalcap's own Python
 scorers on the same data.
 """
+import collections
 import contextlib
 import io
 import random
@@ -16,7 +17,12 @@ from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 from captioner_jax.evaluation import CiderD
 from captioner_jax.evaluation.bleu import bleu_from_stats, bleu_pair_stats, grouped_bleu
 from captioner_jax.evaluation.cider import _cider_core, grouped_cider
-from captioner_jax.evaluation.ngrams import NgramTable, pair_entries
+from captioner_jax.evaluation.ngrams import (
+    NgramTable,
+    match_entries,
+    match_sorted_entries,
+    pair_entries,
+)
 from captioner_jax.evaluation.rouge import lcs_lengths, rouge_l_scores, rouge_l_text_pairs
 from captioner_jax.evaluation.soda import soda_dp
 from captioner_jax.evaluation.tiou import caption_pairs, precision_recall, tiou, tiou_matrix
@@ -106,6 +112,62 @@ def test_grouped_bleu_sums_per_group():
     got = grouped_bleu(stats, np.array([0, 1, 1]), 2)
     np.testing.assert_allclose(got[0], _coco_bleu(hyps[:1], [[r] for r in refs[:1]]))
     np.testing.assert_allclose(got[1], _coco_bleu(hyps[1:], [[r] for r in refs[1:]]))
+
+
+
+@pytest.mark.parametrize("block_entries", [1, 7, 10**9])
+def test_one_reference_bleu_in_blocks_equals_the_general_join_to_the_bit(block_entries):
+    """With one reference per pair (ref_pair None, as the dense-captioning evaluation calls
+    it) the clipped matches are joined pair block by pair block; the general path (max over
+    a pair's references, one join) gives the same bits for any block size."""
+    rng = random.Random(3)
+    sentences = _random_sentences(rng, 40) + ["", "a", "a a a a a a"]
+    table = NgramTable.build(sentences)
+    np_rng = np.random.default_rng(3)
+    hyp, ref = np_rng.integers(0, 43, size=200), np_rng.integers(0, 43, size=200)
+    got = bleu_pair_stats(table, hyp, ref, block_entries=block_entries)
+    general = bleu_pair_stats(table, hyp, ref, ref_pair=np.arange(200))
+    np.testing.assert_array_equal(got.view(np.int64), general.view(np.int64))
+    assert bleu_pair_stats(table, hyp[:0], ref[:0], block_entries=block_entries).shape == (0, 10)
+
+
+def test_sorted_join_equals_the_general_join():
+    rng = np.random.default_rng(0)
+    for size_a, size_b in [(0, 5), (5, 0), (1, 1), (300, 200), (1000, 50)]:
+        a = np.unique(rng.integers(0, 2000, size_a))
+        b = np.unique(rng.integers(0, 2000, size_b))
+        for got, want in zip(match_sorted_entries(a, b), match_entries(a, b)):
+            np.testing.assert_array_equal(got, want)
+
+
+def _naive_ngram_counts(sentence, n=4):
+    words = sentence.split()
+    return collections.Counter(
+        tuple(words[i:i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1))
+
+
+@pytest.mark.parametrize("vocabulary", ["small", "over_46341_words"])
+def test_ngram_table_counts_every_ngram_of_every_sentence(vocabulary):
+    """Both ways of finding the distinct n-grams: one int64 code per n-gram (vocabularies
+    with (|V| + 1)^4 < 2^62) and unique rows of word ids (larger ones)."""
+    rng = random.Random(4)
+    if vocabulary == "small":
+        sentences = _random_sentences(rng, 60) + ["", "a a a a a a"]
+    else:
+        sentences = [" ".join(f"w{i}" for i in range(j * 10, j * 10 + 10)) for j in range(4700)]
+        sentences += ["w1 w2 w3 w1 w2 w3", "", "w5"]
+    table = NgramTable.build(sentences)
+    if vocabulary != "small":  # the unique-rows way
+        assert (len(table.words) + 1) ** 4 >= 2**62
+    grams = table.ngrams
+    for s, sentence in enumerate(sentences):
+        lo, hi = table.offsets[s], table.offsets[s + 1]
+        got = {grams[g]: c for g, c in zip(table.ngram_ids[lo:hi], table.counts[lo:hi])}
+        assert got == _naive_ngram_counts(sentence), sentence
+        assert list(table.ngram_ids[lo:hi]) == sorted(table.ngram_ids[lo:hi])
+        assert table.lengths[s] == len(sentence.split())
+    np.testing.assert_array_equal(table.orders, [len(grams[g]) - 1 for g in table.ngram_ids])
+    assert len(set(grams)) == len(grams)
 
 
 # ---------------------------------------------------------------- ROUGE-L
@@ -199,11 +261,12 @@ def _expanded_grouped_cider(table, hyp, ref, group, num_groups):
                        h_entry, r_pair, r_entry)
 
 
-def test_grouped_cider_shares_work_between_repeated_sentences_to_the_bit():
+@pytest.mark.parametrize("block_entries", [1, 9, 10**9])
+def test_grouped_cider_shares_work_between_repeated_sentences_to_the_bit(block_entries):
     """Groups where a hypothesis has several pairs (a prediction matched to k segments), a
     reference has several pairs, a (hypothesis, reference) pair repeats, sentences are empty
     or one word: pycocoevalcap's numbers per group, and the bits of the pair-by-pair
-    expansion."""
+    expansion, whatever the size of the blocks its largest joins run in."""
     rng = random.Random(5)
     sentences = _random_sentences(rng, 12) + ["", "dog", "a dog runs"]
     table = NgramTable.build(sentences)
@@ -212,8 +275,9 @@ def test_grouped_cider_shares_work_between_repeated_sentences_to_the_bit():
     ref = np_rng.integers(0, 15, size=120)
     hyp[:6], ref[:6] = 3, [1, 2, 4, 4, 4, 14]  # one hypothesis x several references
     group = np.sort(np_rng.integers(0, 7, size=120))
-    got = grouped_cider(table, hyp, ref, group, 8)
-    np.testing.assert_array_equal(got, _expanded_grouped_cider(table, hyp, ref, group, 8))
+    got = grouped_cider(table, hyp, ref, group, 8, block_entries=block_entries)
+    np.testing.assert_array_equal(got.view(np.int64),
+                                  _expanded_grouped_cider(table, hyp, ref, group, 8).view(np.int64))
     for g in range(7):
         idx = np.flatnonzero(group == g)
         want = _coco_cider([sentences[hyp[i]] for i in idx], [[sentences[ref[i]]] for i in idx])

@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from captioner_jax.evaluation.ngrams import MAX_N, NgramTable, match_entries, pair_entries
+from captioner_jax.evaluation.ngrams import (
+    BLOCK_ENTRIES,
+    MAX_N,
+    NgramTable,
+    entry_blocks,
+    match_entries,
+    match_sorted_entries,
+    pair_entries,
+)
 
 _TINY = 1e-15
 _SMALL = 1e-9
 
 
 def bleu_pair_stats(
-    table: NgramTable, hyp: np.ndarray, ref: np.ndarray, ref_pair: np.ndarray | None = None
+    table: NgramTable, hyp: np.ndarray, ref: np.ndarray, ref_pair: np.ndarray | None = None,
+    block_entries: int = BLOCK_ENTRIES,
 ) -> np.ndarray:
     """Sufficient statistics per pair.
 
@@ -31,6 +40,7 @@ def bleu_pair_stats(
     hyp = np.asarray(hyp, np.int64)
     ref = np.asarray(ref, np.int64)
     num_pairs = len(hyp)
+    single_reference = ref_pair is None
     ref_pair = np.arange(num_pairs) if ref_pair is None else np.asarray(ref_pair, np.int64)
     k = max(table.num_ngrams, 1)
     stats = np.zeros((num_pairs, 2 + 2 * MAX_N), np.float64)
@@ -44,6 +54,9 @@ def bleu_pair_stats(
     stats[:, 1] = best & ((1 << 32) - 1)
     for n in range(MAX_N):
         stats[:, 2 + n] = np.maximum(0, testlen - n)
+    if single_reference:
+        stats[:, 2 + MAX_N:] = _clipped_matches_one_reference(table, hyp, ref, block_entries)
+        return stats
     # Max reference count per (pair, n-gram).
     r_pair_idx, r_entry = pair_entries(table, ref)
     r_keys = ref_pair[r_pair_idx] * k + table.ngram_ids[r_entry]
@@ -63,6 +76,28 @@ def bleu_pair_stats(
         h_pair[ia] * MAX_N + table.orders[h_entry[ia]], weights=clipped,
         minlength=num_pairs * MAX_N)[:num_pairs * MAX_N].reshape(num_pairs, MAX_N)
     return stats
+
+
+def _clipped_matches_one_reference(table: NgramTable, hyp: np.ndarray, ref: np.ndarray,
+                                   block_entries: int = BLOCK_ENTRIES) -> np.ndarray:
+    """correct_1..4 [P, MAX_N] when pair p has the one reference ref[p]: sum over the
+    n-grams of hyp[p] of min(count in hyp[p], count in ref[p]). The (pair, n-gram) keys of
+    each side are then sorted and unique already (no max over references to take), so the
+    pairs are joined in blocks of about `block_entries` hypothesis entries by binary search;
+    each (pair, n) sum adds its terms in the same order as one pass would (the same bits)."""
+    num_pairs = len(hyp)
+    k = max(table.num_ngrams, 1)
+    correct = np.empty((num_pairs, MAX_N), np.float64)
+    for lo, hi, _ in entry_blocks(hyp, table, block_entries):
+        h_pair, h_entry = pair_entries(table, hyp[lo:hi])
+        r_pair, r_entry = pair_entries(table, ref[lo:hi])
+        ia, ib = match_sorted_entries(h_pair * k + table.ngram_ids[h_entry],
+                                      r_pair * k + table.ngram_ids[r_entry])
+        clipped = np.minimum(table.counts[h_entry[ia]], table.counts[r_entry[ib]])
+        correct[lo:hi] = np.bincount(
+            h_pair[ia] * MAX_N + table.orders[h_entry[ia]], weights=clipped,
+            minlength=(hi - lo) * MAX_N)[:(hi - lo) * MAX_N].reshape(hi - lo, MAX_N)
+    return correct
 
 
 def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
