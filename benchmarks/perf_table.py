@@ -27,6 +27,8 @@ Record fields read (all but `bench` optional, unknown fields ignored):
                          cpu_count, cpus_allowed (< cpu_count: shown as pinned) (also read
                          at the top level)
 A file may hold several runs of a workload (emit appends): the last record of each row wins.
+A record with no project or original figure and no ratio is not a side-by-side result (e.g.
+`encoder_remat.jsonl`, which compares remat policies): it has no row.
 """
 from __future__ import annotations
 
@@ -170,11 +172,13 @@ def table_rows(records: list[tuple[str, dict]]) -> list[dict]:
         project, original = measurement(record, "project"), measurement(record, "original")
         r = row_ratio(record, project, original)
         ratio_text = "-" if r is None else f"{r:.2f}x"
-        if r is None:  # e.g. captioner batch 8 against the original's batch-1 videos/s
-            other = [(k, _number(v)) for k, v in record.items()
-                     if k.endswith("_ratio") and _number(v) is not None]
-            if other:
-                ratio_text = f"{other[0][1]:.2f}x ({other[0][0][:-len('_ratio')]})"
+        other = [(k, _number(v)) for k, v in record.items()
+                 if k.endswith("_ratio") and _number(v) is not None]
+        if r is None and other:  # e.g. captioner batch 8 against the original's batch-1 videos/s
+            ratio_text = f"{other[0][1]:.2f}x ({other[0][0][:-len('_ratio')]})"
+        if r is None and not other and not any(
+                m["seconds"] or m["rate"] for m in (project, original)):
+            continue  # not a side-by-side record (e.g. encoder_remat.jsonl's policy figures)
         rows[(path, label(record))] = {
             "workload": label(record), "original": _fmt_value(original),
             "project": _fmt_value(project), "ratio": ratio_text,
