@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from benchmarks import accelerator_check as ac
+from benchmarks.accelerator import measure
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT_PY = REPO / "benchmarks" / "accelerator_check.py"
@@ -33,24 +34,24 @@ SCRIPT_SH = REPO / "benchmarks" / "accelerator_check.sh"
     ("TPU v5e", "TPU v5e", 197), ("TPU v5", "TPU v5p", 459), ("TPU v5p", "TPU v5p", 459),
     ("TPU v6 lite", "TPU v6e", 918), ("NVIDIA L40S", "", None), ("cpu", "", None)])
 def test_device_peak_table(kind, name, tflops):
-    peak, got = ac.device_peak(kind)
+    peak, got = measure.device_peak(kind)
     assert got == name
     assert peak == (tflops * 1e12 if tflops else None)
 
 
 def test_compare_trees():
     a = {"w": np.array([1.0, 2.0]), "b": {"c": np.float32(3.0)}}
-    ok = ac.compare_trees(a, {"w": np.array([1.0, 2.001]), "b": {"c": np.float32(3.0)}},
+    ok = measure.compare_trees(a, {"w": np.array([1.0, 2.001]), "b": {"c": np.float32(3.0)}},
                           rtol=1e-3, atol=0.0)
     assert ok["ok"] and ok["leaves"] == 2 and ok["max_abs_diff"] == pytest.approx(1e-3)
-    bad = ac.compare_trees(a, {"w": np.array([1.0, 2.0]), "b": {"c": np.float32(3.1)}},
+    bad = measure.compare_trees(a, {"w": np.array([1.0, 2.0]), "b": {"c": np.float32(3.1)}},
                            rtol=1e-3, atol=1e-6)
     assert not bad["ok"] and bad["worst_leaf"] == "['b']['c']"
-    nan = ac.compare_trees(a, {"w": np.array([1.0, np.nan]), "b": {"c": np.float32(3.0)}},
+    nan = measure.compare_trees(a, {"w": np.array([1.0, np.nan]), "b": {"c": np.float32(3.0)}},
                            rtol=1.0, atol=1.0)
     assert not nan["ok"] and nan["worst_leaf"] == "['w']"
     with pytest.raises(ValueError, match="structure"):
-        ac.compare_trees(a, {"w": np.zeros(2)}, rtol=1e-3, atol=0.0)
+        measure.compare_trees(a, {"w": np.zeros(2)}, rtol=1e-3, atol=0.0)
 
 
 class _FakeCompiled:
@@ -78,7 +79,7 @@ def test_fit_batch_descends_past_out_of_memory():
             raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
         return _FakeCompiled(None)
 
-    b, result, notes = ac.fit_batch((2, 16, 4, 8), compile_fn, lambda b, c: {"b": b},
+    b, result, notes = measure.fit_batch((2, 16, 4, 8), compile_fn, lambda b, c: {"b": b},
                                     limit=None, probe=True)
     assert (b, result) == (4, {"b": 4}) and compiled == [16, 8, 4]
     assert len(notes) == 2 and "out of memory" in notes[0]
@@ -87,7 +88,7 @@ def test_fit_batch_descends_past_out_of_memory():
         raise ValueError("a bug, not memory")
 
     with pytest.raises(ValueError, match="a bug"):
-        ac.fit_batch((4, 2), broken, lambda b, c: {}, limit=None, probe=False)
+        measure.fit_batch((4, 2), broken, lambda b, c: {}, limit=None, probe=False)
 
 
 def test_fit_batch_memory_probe_skips_batches_that_cannot_fit():
@@ -99,14 +100,14 @@ def test_fit_batch_memory_probe_skips_batches_that_cannot_fit():
         compiled.append(b)
         return _FakeCompiled((1 + b) * gib)
 
-    b, _, notes = ac.fit_batch((1, 2, 4, 8, 16), compile_fn, lambda b, c: {},
+    b, _, notes = measure.fit_batch((1, 2, 4, 8, 16), compile_fn, lambda b, c: {},
                                limit=10 * gib, probe=True, fixed_bytes=gib)
     # Estimate 1 GiB + 1 GiB x b <= 8.5 GiB keeps 1, 2, 4: batch 16 is never compiled.
     assert b == 4 and compiled == [8, 4]
     assert sum("not tried" in n for n in notes) == 2
     # A compiled candidate over the limit by its own memory analysis is not run.
     ran = []
-    b, _, notes = ac.fit_batch((4, 16), compile_fn, lambda b, c: ran.append(b) or {},
+    b, _, notes = measure.fit_batch((4, 16), compile_fn, lambda b, c: ran.append(b) or {},
                                limit=10 * gib, probe=False)
     assert b == 4 and ran == [4] and "needs 17.0 GiB" in notes[0]
 
