@@ -39,7 +39,7 @@ Without an accelerator the accelerator-only parts (the bf16 MFU claims against a
 and the CPU-vs-accelerator comparison) are skipped with a message and the rest runs; `--tiny`
 shrinks every shape (small variant, 4x32x32 clips, a tiny captioner) so that the script runs
 on a CPU in about a minute of CPU time, mostly compilation (tests/test_accelerator_check.py
-runs it without the captioner).
+runs it, at LLVM's cheapest optimisation level).
 """
 from __future__ import annotations
 

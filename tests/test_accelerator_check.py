@@ -1,10 +1,10 @@
 """benchmarks/accelerator_check.{py,sh}: the GPU/TPU check, tested on the CPU.
 
-The .py runs once with --tiny (small R(2+1)D variant, 4x32x32 clips) in a subprocess: the
-encoder train step and extraction, the input pipeline and the correctness comparison (CPU
-against CPU via --cpu-self-check, the accelerator being absent) must produce the JSON fields
-and the skip messages. The captioner part is skipped here (its tiny compile alone costs about
-25 CPU-seconds; `--tiny` without --skip runs it). The .sh is checked with `bash -n` and its
+The .py runs once with --tiny (small R(2+1)D variant, 4x32x32 clips, a tiny captioner) in a
+subprocess: the encoder train step and extraction, the input pipeline, the correctness
+comparison (CPU against CPU via --cpu-self-check, the accelerator being absent) and the
+captioner's train step and inference must produce the JSON fields and the skip messages; a
+second run with every part skipped checks --skip. The .sh is checked with `bash -n` and its
 --dry-run install decisions (a fake nvidia-smi on PATH).
 """
 from __future__ import annotations
@@ -113,9 +113,8 @@ def test_fit_batch_memory_probe_skips_batches_that_cannot_fit():
 
 
 # ----------------------------------------------------------------------------- the .py
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("accel") / "check.json"
+def _run_tiny(out: pathlib.Path, *flags: str) -> tuple[dict, str]:
+    """Runs the .py with --tiny and `flags`; -> (its JSON, its stdout)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     # One CPU device, as a user's machine has (conftest gives this process 8), and, this being
     # a plumbing test, LLVM's cheapest optimisation level (its compile time is what counts).
@@ -125,11 +124,16 @@ def tiny_run(tmp_path_factory):
     env["XLA_FLAGS"] = " ".join(kept + ["--xla_backend_optimization_level=0",
                                         "--xla_llvm_disable_expensive_passes=true"])
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT_PY), "--tiny", "--dtype", "float32", "--skip", "captioner",
-         "--cpu-self-check", "--json", str(out)],
+        [sys.executable, str(SCRIPT_PY), "--tiny", *flags, "--json", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("accel") / "check.json"
+    return _run_tiny(out, "--dtype", "float32", "--cpu-self-check")
 
 
 def test_tiny_run_json_fields(tiny_run):
@@ -159,10 +163,34 @@ def test_tiny_run_json_fields(tiny_run):
     assert cr["max_abs_diff"] == 0.0  # the same device twice
 
 
+def test_tiny_run_captioner_fields(tiny_run):
+    r, stdout = tiny_run
+    (tr,) = r["captioner_train"]["batches"]  # TINY: one batch size (2)
+    (inf,) = r["captioner_infer"]["batches"]
+    assert r["captioner_train"]["status"] == "ok" and r["captioner_infer"]["status"] == "ok"
+    for row in (tr, inf):
+        assert row["global_batch"] == 2 and row["videos_per_s"] > 0 and row["compile_s"] > 0
+        assert row["tflops"] > 0 and 0 < row["mfu"]
+    assert tr["seconds_per_step"] == pytest.approx(2 / tr["videos_per_s"])
+    assert inf["caption_tokens"] == 16  # TINY.caption_len
+    # a train step (forward with matching costs, backward, update) costs more than greedy
+    # decoding of the same batch
+    assert tr["tflops"] * tr["seconds_per_step"] > inf["tflops"] * inf["seconds_per_batch"]
+    assert "[captioner] batch 2: train " in stdout and "| inference " in stdout
+
+
+def test_skip_runs_no_part(tmp_path):
+    parts = ("encoder", "captioner", "input_pipeline", "correctness")
+    r, stdout = _run_tiny(tmp_path / "skip.json", "--skip", ",".join(parts))
+    assert all(r["skipped"][p] == "skipped: --skip" for p in parts)
+    assert not {"encoder_train", "encoder_extract", "captioner_train", "captioner_infer",
+                "input_pipeline", "correctness"} & set(r)
+    assert "running" not in stdout
+
+
 def test_tiny_run_skip_messages(tiny_run):
     r, stdout = tiny_run
-    assert r["skipped"]["captioner"] == "skipped: --skip"
-    assert "captioner_train" not in r
+    assert "captioner" not in r["skipped"]
     for key in ("correctness", "mfu_vs_device_peak"):
         assert r["skipped"][key].startswith(ac.SKIP_NO_ACCELERATOR)
     assert f"[correctness] {ac.SKIP_NO_ACCELERATOR}" in stdout
