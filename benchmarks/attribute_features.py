@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 
-from data_prep.infra.atomic_files import atomic_write_bytes
+# `python benchmarks/attribute_features.py ...` (the README's probe command) runs from the
+# repository root without the project installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_prep.infra.atomic_files import atomic_write_bytes  # noqa: E402
 
 ATTRIBUTES = ("count", "size", "color", "shape", "action", "speed")
 
