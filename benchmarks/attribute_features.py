@@ -19,6 +19,7 @@ import numpy as np
 # repository root without the project installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from data_prep.infra import paths  # noqa: E402
 from data_prep.infra.atomic_files import atomic_write_bytes  # noqa: E402
 
 ATTRIBUTES = ("count", "size", "color", "shape", "action", "speed")
@@ -38,14 +39,13 @@ def write_attribute_features(events_json: str, out_dir: str, *, step_s: float = 
     """Writes `<out_dir>/<video_id>.npy` for every video of `synthetic_events.json`.
 
     Returns the feature dimension."""
-    with open(events_json, encoding="utf-8") as f:
-        videos = json.load(f)["videos"]
+    videos = json.loads(paths.read_text(events_json))["videos"]
     vocab = _vocabularies(videos)
     offsets, dim = {}, 0
     for a in ATTRIBUTES:
         offsets[a] = dim
         dim += len(vocab[a])
-    os.makedirs(out_dir, exist_ok=True)
+    paths.make_dirs(out_dir)
     for i, (vid, video) in enumerate(sorted(videos.items())):
         duration = video["num_frames"] / video["fps"]
         steps = max(int(np.ceil(duration / step_s)), 1)
@@ -61,7 +61,7 @@ def write_attribute_features(events_json: str, out_dir: str, *, step_s: float = 
 
         buf = io.BytesIO()
         np.save(buf, feats)
-        atomic_write_bytes(os.path.join(out_dir, f"{vid}.npy"), buf.getvalue())
+        atomic_write_bytes(paths.join(out_dir, f"{vid}.npy"), buf.getvalue())
     return dim
 
 
@@ -69,40 +69,32 @@ def write_attribute_features(events_json: str, out_dir: str, *, step_s: float = 
 PROBED = ("action", "count", "size", "color", "shape", "speed")
 
 
-def clip_features_and_attributes(params_dir: str, shard_glob: str, events_json: str,
+def clip_features_and_attributes(encoder, shard_glob: str, videos: dict,
                                  clips_per_segment: int = 2, batch_size: int = 32,
                                  max_clips: int = 0):
     """Backbone features of evenly spaced clips of every action segment, with the attributes
     of the segment's event.
 
+    encoder: `load_probe_encoder(params_dir)`; videos: the "videos" of synthetic_events.json.
     Clips: the validation sampling of the TSP pipeline (center crop, the export's geometry).
     Returns (features float32 [N, D], {attribute: int [N]}, {attribute: list of values}).
     """
-    import glob
-
-    import jax
-
     from data_prep.pipelines.source import ClipShardSource
     from data_prep.pipelines.tsp_pipeline import (
         SegmentClipTable,
         TspInputConfig,
         tsp_train_dataset,
     )
-    from sa_tsp_jax import export
 
-    with open(events_json, encoding="utf-8") as f:
-        videos = json.load(f)["videos"]
+    fwd, variables, geometry = encoder
     values = {a: sorted({str(e[a]) for v in videos.values() for e in v["events"]})
               for a in PROBED}
-    model, variables = export.load_encoder(params_dir)
-    geometry = export.load_geometry(params_dir)
     cfg = TspInputConfig(batch_size=batch_size, clip_length=geometry.clip_length,
                          fps=geometry.fps, clips_per_segment=clips_per_segment,
                          resize=tuple(geometry.resize), crop=geometry.crop, read_threads=2,
                          prefetch_buffer=2)
-    source = ClipShardSource(sorted(glob.glob(shard_glob)))
+    source = ClipShardSource(sorted(paths.glob(shard_glob)))
     table = SegmentClipTable(source, cfg.clip_length, cfg.fps, cfg.clips_per_segment)
-    fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
     feats, labels = [], {a: [] for a in PROBED}
     for batch in tsp_train_dataset(source, cfg, seed=0, train=False, table=table,
                                    process_index=0, process_count=1):
@@ -120,6 +112,17 @@ def clip_features_and_attributes(params_dir: str, shard_glob: str, events_json: 
             break
     return (np.stack(feats).astype(np.float32),
             {a: np.asarray(v, np.int32) for a, v in labels.items()}, values)
+
+
+def load_probe_encoder(params_dir: str):
+    """An exported encoder -> (jitted eval-mode forward, its variables, its input geometry)."""
+    import jax
+
+    from sa_tsp_jax import export
+
+    model, variables = export.load_encoder(params_dir)
+    fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    return fwd, variables, export.load_geometry(params_dir)
 
 
 def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
@@ -146,12 +149,14 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
 def probe_encoders(encoders: dict[str, str], shards_dir: str, events_json: str) -> dict:
     """{name: params_dir} -> {name: {attribute: held-out probe accuracy}} plus "chance"
     (the most frequent training value, scored on the held-out clips)."""
+    videos = json.loads(paths.read_text(events_json))["videos"]
     out = {}
     for name, params_dir in encoders.items():
+        encoder = load_probe_encoder(params_dir)  # one load and one compile for both splits
         tr_x, tr_y, values = clip_features_and_attributes(
-            params_dir, f"{shards_dir}/train-*.tfrecord", events_json)
+            encoder, paths.join(shards_dir, "train-*.tfrecord"), videos)
         te_x, te_y, _ = clip_features_and_attributes(
-            params_dir, f"{shards_dir}/val-*.tfrecord", events_json)
+            encoder, paths.join(shards_dir, "val-*.tfrecord"), videos)
         out[name] = {a: round(linear_probe_accuracy(tr_x, tr_y[a], te_x, te_y[a],
                                                     len(values[a])), 3) for a in PROBED}
         out["chance"] = {a: round(float(np.mean(te_y[a] == np.bincount(tr_y[a]).argmax())), 3)

@@ -19,6 +19,9 @@ from data_prep.video.jpeg import encode_jpeg
 
 COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230]], np.float32)
 FPS, NUM_FRAMES, SIZE = 15.0, 45, 24
+# A tiny R(2+1)D ("small" variant shapes, narrower) for exports in extraction / probe tests.
+TINY_BACKBONE_CFG = dict(stage_sizes=(1, 1, 1, 1), widths=(8, 16, 32, 64), stem_width=6,
+                         midplane_rule="tsp")
 
 
 def make_video(index: int, rng: np.random.Generator):

@@ -14,11 +14,10 @@ import numpy as np
 from benchmarks.attribute_features import PROBED, linear_probe_accuracy
 from sa_tsp_jax import export
 from sa_tsp_jax.models.r2plus1d import make_backbone
-from tests.sa_tsp_fixtures import FPS, write_tiny_shards
+from tests.sa_tsp_fixtures import FPS, TINY_BACKBONE_CFG, write_tiny_shards
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-BACKBONE_CFG = dict(stage_sizes=(1, 1, 1, 1), widths=(8, 16, 32, 64), stem_width=6,
-                    midplane_rule="tsp")
+BACKBONE_CFG = TINY_BACKBONE_CFG
 COLOURS = ("red", "green", "blue")  # the tiny shards' class colours, in class order
 
 

@@ -17,11 +17,10 @@ from data_prep.shards.records import encode_video_record
 from data_prep.shards.tfrecord import TFRecordWriter
 from sa_tsp_jax import export, extract_features
 from sa_tsp_jax.models.r2plus1d import make_backbone
-from tests.sa_tsp_fixtures import NUM_FRAMES, write_tiny_shards
+from tests.sa_tsp_fixtures import NUM_FRAMES, TINY_BACKBONE_CFG, write_tiny_shards
 
 CLIP, STRIDE = 4, 4
-BACKBONE_CFG = dict(stage_sizes=(1, 1, 1, 1), widths=(8, 16, 32, 64), stem_width=6,
-                    midplane_rule="tsp")
+BACKBONE_CFG = TINY_BACKBONE_CFG
 
 
 @pytest.fixture(scope="module")
