@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -150,13 +151,30 @@ def machine_info() -> dict:
         info["torch"] = None
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
+            cpuinfo = f.read()
     except OSError:
-        pass
+        cpuinfo = ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    if model:
+        info["cpu"] = model.group(1).strip()
+    info["vector_isa"] = vector_isa(cpuinfo)
     return info
+
+
+def vector_isa(cpuinfo: str) -> str | None:
+    """The widest x86 vector instruction set in /proc/cpuinfo's first `flags` line:
+    "AVX-512" (avx512f), "AVX2" or "AVX"; None when there is no such line (another
+    architecture, no /proc). Both XLA CPU and torch's oneDNN pick their kernels by it, so two
+    machines with the same model name ("AMD EPYC" in a VM) can differ by 2x in matmul
+    GFLOP/s and in the side-by-side ratios."""
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.MULTILINE)
+    if not flags:
+        return None
+    names = set(flags.group(1).split())
+    for flag, isa in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in names:
+            return isa
+    return None
 
 
 def emit(record: dict, json_out: str | None = None) -> None:

@@ -24,8 +24,8 @@ Record fields read (all but `bench` optional, unknown fields ignored):
                          the seconds or the rates when absent, else the first other
                          numeric `<what>_ratio` field (shown as "2.10x (<what>)")
   machine                `harness.machine_info()`: xla_matmul_gflops, torch_matmul_gflops,
-                         cpu_count, cpus_allowed (< cpu_count: shown as pinned) (also read
-                         at the top level)
+                         cpu_count, cpus_allowed (< cpu_count: shown as pinned),
+                         vector_isa (e.g. AVX-512) (also read at the top level)
 A file may hold several runs of a workload (emit appends): the last record of each row wins.
 A record with no project or original figure and no ratio is not a side-by-side result (e.g.
 `encoder_remat.jsonl`, which compares remat policies): it has no row.
@@ -160,6 +160,9 @@ def machine_cell(record: dict) -> str:
         extra.append(f"{cores:.0f} cores")
     if backend and backend != "cpu":
         extra.append(str(backend))
+    isa = m.get("vector_isa", record.get("vector_isa"))
+    if isa:  # harness.vector_isa (records before 2026-12-02 lack it)
+        extra.append(str(isa))
     if m.get("host_malloc") == "system":  # DVC_HOST_MALLOC=system (data_prep/infra/host_memory)
         extra.append("glibc malloc defaults")
     return text + (f" ({', '.join(extra)})" if extra else "")

@@ -77,3 +77,23 @@ def test_pin_to_more_cpus_than_allowed_is_refused():
 
     with pytest.raises(ValueError, match="cannot pin to"):
         pin_to_cores(len(os.sched_getaffinity(0)) + 1)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 avx fma avx2 {extra}
+processor\t: 1
+flags\t\t: fpu sse sse2
+"""
+
+
+@pytest.mark.parametrize("extra, isa", [
+    ("avx512f avx512bw avx512_bf16", "AVX-512"), ("bmi2", "AVX2"), ("avx512bw", "AVX2")])
+def test_vector_isa_is_the_widest_in_the_first_flags_line(extra, isa):
+    from benchmarks.harness import vector_isa
+
+    assert vector_isa(CPUINFO.format(extra=extra)) == isa
+    assert vector_isa("flags\t: fpu sse avx\n") == "AVX"
+    assert vector_isa("flags\t: fpu sse sse2\n") is None
+    assert vector_isa("Features\t: fp asimd sve\n") is None  # no x86 flags line (e.g. Arm)

@@ -28,7 +28,7 @@ CAPTIONER = [  # benchmarks/captioner_vs_pdvc.py's fields
      "ratio": None, "videos_s_ratio": 6.93, "machine": dict(MACHINE, cpus_allowed=1)},
     {"bench": "captioner_train", "batch": 1, "caption_len": 30, "project_s": 0.3,
      "original": "pdvc_torch_reference", "original_s": 1.0, "ratio": 3.33,
-     "machine": dict(MACHINE, cpus_allowed=1, host_malloc="system")},
+     "machine": dict(MACHINE, cpus_allowed=1, host_malloc="system", vector_isa="AVX-512")},
 ]
 
 
@@ -66,7 +66,7 @@ def test_rows_from_any_subset_of_benchmarks(tmp_path):
     assert (cap8["original"], cap8["ratio"]) == ("-", "6.93x (videos_s)")
     assert cap8["machine"] == "XLA 157 / torch 138 (pinned to 1 of 2 cores)"
     assert train_system["machine"] == (
-        "XLA 157 / torch 138 (pinned to 1 of 2 cores, glibc malloc defaults)")
+        "XLA 157 / torch 138 (pinned to 1 of 2 cores, AVX-512, glibc malloc defaults)")
     assert (ev["ratio"], ev["machine"]) == ("5.43x", "XLA 150")  # computed from seconds
     # a subset: one file only
     assert len(perf_table.table_rows(perf_table.read_records(files[2:3]))) == 1
