@@ -119,6 +119,17 @@ def _conv2d_patches(x, kernel, strides, padding):
     return jnp.einsum("nhwk,ko->nhwo", patches, kernel.reshape(kh * kw * c, o))
 
 
+def conv2d_for_shape(x, kernel, strides, padding):
+    """The 2-D convolution [N, H, W, C] x [kh, kw, C, O] as `FactorisedConv` runs it: explicit
+    patches + one matmul (`_conv2d_patches`) for fewer than PATCHES_MAX_POSITIONS output
+    positions per image or a kernel larger than the input, else `_conv2d`."""
+    out = [(n + p0 + p1 - k) // s + 1 for n, k, s, (p0, p1)
+           in zip(x.shape[1:3], kernel.shape[:2], strides, padding)]
+    small = (out[0] * out[1] < PATCHES_MAX_POSITIONS
+             or x.shape[1] < kernel.shape[0] or x.shape[2] < kernel.shape[1])
+    return (_conv2d_patches if small else _conv2d)(x, kernel, strides, padding)
+
+
 class FactorisedConv(nn.Module):
     """A bias-free Conv3d whose kernel is degenerate in time or in space, lowered as 2-D.
 
@@ -161,21 +172,15 @@ class FactorisedConv(nn.Module):
         x = x.astype(self.dtype)
         b, t, h, w, c = x.shape
 
-        def conv2d(x4, k2, strides, padding):
-            out = [(n + p0 + p1 - k) // s + 1 for n, k, s, (p0, p1)
-                   in zip(x4.shape[1:3], k2.shape[:2], strides, padding)]
-            small = (out[0] * out[1] < PATCHES_MAX_POSITIONS
-                     or x4.shape[1] < k2.shape[0] or x4.shape[2] < k2.shape[1])
-            return (_conv2d_patches if small else _conv2d)(x4, k2, strides, padding)
-
         if self.impl == "factorised" and kt == 1 and st == 1 and pad[0] == (0, 0):
-            y = conv2d(x.reshape(b * t, h, w, c), kernel[0], (sh, sw), pad[1:])
+            y = conv2d_for_shape(x.reshape(b * t, h, w, c), kernel[0], (sh, sw), pad[1:])
             y = y.reshape(b, t, *y.shape[1:])
         elif self.impl == "factorised" and kh == kw == 1 and pad[1:] == ((0, 0), (0, 0)):
             if sh != 1 or sw != 1:
                 x = x[:, :, ::sh, ::sw]
                 h, w = x.shape[2:4]
-            y = conv2d(x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1), (pad[0], (0, 0)))
+            y = conv2d_for_shape(x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1),
+                                 (pad[0], (0, 0)))
             y = y.reshape(b, y.shape[1], h, w, self.features)
         else:
             y = lax.conv_general_dilated(x, kernel, self.strides, pad,
