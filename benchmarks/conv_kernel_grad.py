@@ -37,7 +37,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from benchmarks.harness import alternate, emit, machine_info, pin_to_cores  # noqa: E402
+from benchmarks.harness import alternate, emit, machine_info, parse_clip_benchmark_args  # noqa: E402
 from sa_tsp_jax.models import r2plus1d  # noqa: E402
 
 
@@ -106,17 +106,7 @@ def main(argv=None) -> None:
 
     keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--clip", default="2x16x112", help="clip batch BxTxS (default 2x16x112)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="pin the process to N CPUs (0: all; see harness.pin_to_cores)")
-    args = p.parse_args(argv)
-    try:
-        batch, frames, size = (int(v) for v in args.clip.lower().split("x"))
-    except ValueError:
-        p.error(f"--clip: expected BxTxS like 2x16x112, got {args.clip!r}")
-    if args.threads:  # before the first JAX computation: XLA sizes its pools from these CPUs
-        print("pinned to CPUs", pin_to_cores(args.threads))
+    args, (batch, frames, size) = parse_clip_benchmark_args(p, argv)
     print(f"machine: {machine_info()}")
     rng = np.random.default_rng(0)
     for name, x_shape, kernel_hw, out_channels, padding in shapes(batch, frames, size):

@@ -35,7 +35,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.harness import alternate, emit, machine_info, pin_to_cores  # noqa: E402
+from benchmarks.harness import alternate, emit, machine_info, parse_clip_benchmark_args  # noqa: E402
 from sa_tsp_jax.models import r2plus1d  # noqa: E402
 
 # F(2x2, 3x3) (Lavin & Gray 2016): y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 tile d.
@@ -115,18 +115,8 @@ def main(argv=None) -> None:
 
     keep_freed_memory()  # before JAX's backend starts: see data_prep/infra/host_memory.py
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--clip", default="2x16x112", help="clip batch BxTxS (default 2x16x112)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="pin the process to N CPUs (0: all; see harness.pin_to_cores)")
     p.add_argument("--json-out", default="", help="append the BENCH_JSON lines here")
-    args = p.parse_args(argv)
-    try:
-        batch, frames, size = (int(v) for v in args.clip.lower().split("x"))
-    except ValueError:
-        p.error(f"--clip: expected BxTxS like 2x16x112, got {args.clip!r}")
-    if args.threads:  # before the first JAX computation: XLA sizes its pools from these CPUs
-        print("pinned to CPUs", pin_to_cores(args.threads))
+    args, (batch, frames, size) = parse_clip_benchmark_args(p, argv)
     info = machine_info()
     print(f"machine: {info}")
     rng = np.random.default_rng(0)

@@ -124,6 +124,25 @@ def torch_matmul_gflops(n: int = 1024, repeats: int = 5) -> float | None:
     return 2.0 * n ** 3 / _time_best(lambda: a @ a, repeats) / 1e9
 
 
+def parse_clip_benchmark_args(parser, argv=None):
+    """The convolution benchmarks' shared command line: adds --repeats, --clip BxTxS (clips x
+    frames x side) and --threads to `parser` (which may hold others), parses `argv`, pins the
+    process when --threads is given (before the first JAX computation: XLA CPU sizes its
+    thread pools from the allowed CPUs) and returns (args, (batch, frames, size))."""
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clip", default="2x16x112", help="clip batch BxTxS (default 2x16x112)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="pin the process to N CPUs (0: all; see harness.pin_to_cores)")
+    args = parser.parse_args(argv)
+    try:
+        batch, frames, size = (int(v) for v in args.clip.lower().split("x"))
+    except ValueError:
+        parser.error(f"--clip: expected BxTxS like 2x16x112, got {args.clip!r}")
+    if args.threads:
+        print("pinned to CPUs", pin_to_cores(args.threads))
+    return args, (batch, frames, size)
+
+
 def machine_info() -> dict:
     """What a reader needs to compare figures across machines (measured, not spec-sheet)."""
     import jax

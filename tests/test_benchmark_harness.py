@@ -97,3 +97,16 @@ def test_vector_isa_is_the_widest_in_the_first_flags_line(extra, isa):
     assert vector_isa("flags\t: fpu sse avx\n") == "AVX"
     assert vector_isa("flags\t: fpu sse sse2\n") is None
     assert vector_isa("Features\t: fp asimd sve\n") is None  # no x86 flags line (e.g. Arm)
+
+
+def test_clip_benchmark_command_line(capsys):
+    import argparse
+
+    from benchmarks.harness import parse_clip_benchmark_args
+
+    args, clip = parse_clip_benchmark_args(argparse.ArgumentParser(), ["--clip", "8X8x32"])
+    assert clip == (8, 8, 32) and (args.repeats, args.threads) == (5, 0)
+    for bad in ("8x8", "2x16xbig"):
+        with pytest.raises(SystemExit):
+            parse_clip_benchmark_args(argparse.ArgumentParser(), ["--clip", bad])
+        assert f"--clip: expected BxTxS like 2x16x112, got '{bad}'" in capsys.readouterr().err
