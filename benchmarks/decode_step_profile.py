@@ -17,7 +17,9 @@ the tests' tiny config). In one process, pinned to `--threads` CPUs:
    once per greedy step give the step's kernel time, bytes and their rate (GB/s);
 3. the same machine's rates in the same run, to compare that with: a loop of the same
    shape as the greedy one (the word projection and a [R, 4R] product per step) with the
-   projection written three ways (`PROJECTION_FORMS`); the word projection
+   projection written three ways (`PROJECTION_FORMS`); the projection in a loop with one
+   more product of 0, 4, 8, 16 MB of weight against the two timed alone (`working_set_ms`:
+   what the loop loses once its weights outgrow the cache); the word projection
    ([queries, R] x [R, V], the step's largest product) timed alone, its weight staying in
    cache between calls; and a plain read (a sum) of one buffer of the step's bytes (fits the
    last-level cache on most CPUs) and of one of `--stream-mb` MB (does not: memory).
@@ -285,6 +287,44 @@ def loop_form_ms(rows: int, kernel, gate_width: int, steps: int, repeats: int) -
     return out
 
 
+WORKING_SET_EXTRA_MB = (0, 4, 8, 16)
+
+
+def working_set_ms(rows: int, kernel, extra_mb, steps: int, repeats: int) -> list[dict]:
+    """Per step of a `steps`-step loop of the word projection plus one more product with a
+    [R, n] weight of `extra_mb` MB (0: none), against the two products timed alone (each
+    weight staying in cache between calls): where the loop's weights together outgrow the
+    cache, the loop costs more than its parts. -> [{"extra_mb", "loop_ms", "parts_ms"}]."""
+    import jax
+    import jax.numpy as jnp
+
+    r = kernel.shape[0]
+    h0 = jnp.ones((rows, r), jnp.float32)
+    product = jax.jit(lambda h, w: h @ w)
+    projection_ms = 1e3 * median_seconds(
+        lambda: jax.block_until_ready(product(h0, kernel)), repeats)
+    out = []
+    for mb in extra_mb:
+        width = max(r, int(mb * 1e6 / 4 / r))
+        extra = jax.random.normal(jax.random.key(2), (r, width), jnp.float32) * 0.01
+
+        def loop(h, kernel, extra, use_extra=bool(mb)):
+            def body(h, _):
+                logits = h @ kernel
+                g = (h @ extra)[:, :r] if use_extra else 0.0
+                return jnp.tanh(h + 1e-3 * logits[:, :r] + 1e-3 * g), logits.max()
+            return jax.lax.scan(body, h, None, length=steps)[1]
+
+        fn = jax.jit(loop)
+        loop_s = median_seconds(
+            lambda fn=fn, extra=extra: jax.block_until_ready(fn(h0, kernel, extra)), repeats)
+        extra_ms = 1e3 * median_seconds(
+            lambda extra=extra: jax.block_until_ready(product(h0, extra)), repeats) if mb else 0.0
+        out.append({"extra_mb": mb, "loop_ms": round(1e3 * loop_s / steps, 3),
+                    "parts_ms": round(projection_ms + extra_ms, 3)})
+    return out
+
+
 def build(which: str):
     """(model, params, batch of one video) for `--model`."""
     import jax
@@ -370,6 +410,8 @@ def profile(model, params, batch, *, max_len: int, repeats: int, calls: int,
         if in_loop_ms else None,
         "loop_form_ms_per_step": loop_form_ms(
             rows, logit["kernel"], 4 * logit["kernel"].shape[0], max_len, repeats),
+        "working_set": working_set_ms(rows, logit["kernel"], WORKING_SET_EXTRA_MB, max_len,
+                                      repeats),
         "read_gb_s_step_bytes": round(read_rate_gb_s(step_mb, repeats * 4), 2),
         "read_gb_s_stream": round(read_rate_gb_s(stream_mb, repeats), 2),
         "stream_mb": stream_mb,
@@ -419,6 +461,9 @@ def main(argv=None) -> None:
           f"{info.get('xla_matmul_gflops')} GFLOP/s)")
     print("a loop of the projection and a [R, 4R] product, ms per step: " + ", ".join(
         f"{k} {v}" for k, v in rec["loop_form_ms_per_step"].items()))
+    print("the projection and one more product of N MB in a loop, ms per step (the two "
+          "alone): " + ", ".join(f"{w['extra_mb']} MB {w['loop_ms']} ({w['parts_ms']})"
+                                 for w in rec["working_set"]))
     print(f"a plain read: {rec['read_gb_s_step_bytes']} GB/s of a {rec['step_mb']} MB buffer, "
           f"{rec['read_gb_s_stream']} GB/s of a {rec['stream_mb']:.0f} MB one")
     emit({"bench": "decode_step_profile", "model": args.model, "batch": 1,

@@ -135,6 +135,8 @@ def test_command_on_the_tiny_captioner(tmp_path, capsys):
     assert rec["read_gb_s_stream"] > 0 and rec["machine"]["xla_matmul_gflops"] > 0
     assert set(rec["loop_form_ms_per_step"]) == set(profile.PROJECTION_FORMS)
     assert all(ms > 0 for ms in rec["loop_form_ms_per_step"].values())
+    assert [w["extra_mb"] for w in rec["working_set"]] == list(profile.WORKING_SET_EXTRA_MB)
+    assert all(w["loop_ms"] > 0 and w["parts_ms"] > 0 for w in rec["working_set"])
     if rec["steps_run"] > 1:  # a loop ran: its kernels were found in the trace
         assert rec["step_kernels"] > 0 and rec["step_mb"] > rec["projection_mb"]
         assert rec["top_kernels"][0]["ms_per_step"] > 0
