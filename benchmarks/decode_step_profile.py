@@ -40,10 +40,8 @@ import gzip
 import json
 import os
 import re
-import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -212,13 +210,10 @@ def step_kernels(kernels: dict[str, tuple[float, int]], instructions: dict[str, 
 
 
 def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of `repeats` calls of fn after one untimed call."""
+    from benchmarks.harness import alternate
+
+    return alternate({"fn": fn}, repeats=repeats, warmup=1)["fn"]
 
 
 def read_rate_gb_s(mbytes: float, repeats: int) -> float:
@@ -356,6 +351,7 @@ def profile(model, params, batch, *, max_len: int, repeats: int, calls: int,
     """The measurements of the module docstring -> one record (seconds as ms, rates GB/s)."""
     import jax
 
+    from benchmarks.harness import alternate
     from captioner_jax.inference import make_predict_fn, make_word_gate_fn
 
     word_gates = jax.block_until_ready(make_word_gate_fn(model)(params))
@@ -364,13 +360,10 @@ def profile(model, params, batch, *, max_len: int, repeats: int, calls: int,
     out = jax.block_until_ready(long_fn(params, batch, word_gates))
     jax.block_until_ready(short_fn(params, batch, word_gates))
     steps = loop_steps(out["tokens"], max_len)
-    times = {"long": [], "short": []}
-    for _ in range(repeats):  # interleaved, as benchmarks.harness.alternate
-        for name, fn in (("long", long_fn), ("short", short_fn)):
-            t = time.perf_counter()
-            jax.block_until_ready(fn(params, batch, word_gates))
-            times[name].append(time.perf_counter() - t)
-    long_s, short_s = statistics.median(times["long"]), statistics.median(times["short"])
+    times = alternate({name: lambda fn=fn: jax.block_until_ready(fn(params, batch, word_gates))
+                       for name, fn in (("long", long_fn), ("short", short_fn))},
+                      repeats=repeats, warmup=0)  # both called once above
+    long_s, short_s = times["long"], times["short"]
     step_ms = 1e3 * (long_s - short_s) / max(steps - 1, 1)
 
     instructions = hlo_instructions(
