@@ -177,7 +177,31 @@ def machine_info() -> dict:
     if model:
         info["cpu"] = model.group(1).strip()
     info["vector_isa"] = vector_isa(cpuinfo)
+    info["cpu_id"] = cpu_identity(cpuinfo)
     return info
+
+
+def cpu_identity(cpuinfo: str) -> str | None:
+    """The first processor's vendor, family, model, stepping and cache size from /proc/cpuinfo,
+    e.g. "AuthenticAMD family 25 model 1 stepping 1, cache 512 KB" (an AMD Zen 3); None without
+    those lines. VMs hide the marketing name ("AMD EPYC" for Zen 2, 3 and 4 alike), and two CPUs
+    with the same vector width still differ in cache sizes, which the matmul libraries' blocking
+    (and so the order of float sums) depends on: the demo's metrics differ between such VMs."""
+    first = cpuinfo.split("\n\n", 1)[0]
+
+    def field(name):
+        m = re.search(rf"^{name}\s*:\s*(.+)$", first, re.MULTILINE)
+        return m.group(1).strip() if m else None
+
+    vendor, family, model = field("vendor_id"), field("cpu family"), field("model")
+    if vendor is None or family is None or model is None:
+        return None
+    out = f"{vendor} family {family} model {model}"
+    if field("stepping") is not None:
+        out += f" stepping {field('stepping')}"
+    if field("cache size") is not None:
+        out += f", cache {field('cache size')}"
+    return out
 
 
 def vector_isa(cpuinfo: str) -> str | None:

@@ -81,7 +81,11 @@ def test_pin_to_more_cpus_than_allowed_is_refused():
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
 model name\t: AMD EPYC
+stepping\t: 1
+cache size\t: 512 KB
 flags\t\t: fpu sse sse2 avx fma avx2 {extra}
 processor\t: 1
 flags\t\t: fpu sse sse2
@@ -110,3 +114,14 @@ def test_clip_benchmark_command_line(capsys):
         with pytest.raises(SystemExit):
             parse_clip_benchmark_args(argparse.ArgumentParser(), ["--clip", bad])
         assert f"--clip: expected BxTxS like 2x16x112, got '{bad}'" in capsys.readouterr().err
+
+
+def test_cpu_identity_names_the_first_processor_by_family_model_and_cache():
+    from benchmarks.harness import cpu_identity
+
+    # The model line is matched exactly ("model", not "model name").
+    assert (cpu_identity(CPUINFO.format(extra=""))
+            == "AuthenticAMD family 25 model 1 stepping 1, cache 512 KB")
+    assert cpu_identity("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n") == (
+        "GenuineIntel family 6 model 85")
+    assert cpu_identity("Features\t: fp asimd sve\n") is None
