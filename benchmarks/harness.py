@@ -173,35 +173,36 @@ def machine_info() -> dict:
             cpuinfo = f.read()
     except OSError:
         cpuinfo = ""
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    if model:
-        info["cpu"] = model.group(1).strip()
+    model_name = _cpuinfo_field(cpuinfo, "model name")
+    if model_name:
+        info["cpu"] = model_name
     info["vector_isa"] = vector_isa(cpuinfo)
     info["cpu_id"] = cpu_identity(cpuinfo)
     return info
 
 
+def _cpuinfo_field(cpuinfo: str, name: str) -> str | None:
+    """The value of the first `name : value` line of /proc/cpuinfo text (the exact name:
+    "model" does not match "model name"); None without one."""
+    m = re.search(rf"^{name}\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    return m.group(1).strip() if m else None
+
+
 def cpu_identity(cpuinfo: str) -> str | None:
     """The first processor's vendor, family, model, stepping and cache size from /proc/cpuinfo,
     e.g. "AuthenticAMD family 25 model 1 stepping 1, cache 512 KB" (an AMD Zen 3); None without
-    those lines. VMs hide the marketing name ("AMD EPYC" for Zen 2, 3 and 4 alike), and two CPUs
-    with the same vector width still differ in cache sizes, which the matmul libraries' blocking
-    (and so the order of float sums) depends on: the demo's metrics differ between such VMs."""
+    the first three. VMs hide the marketing name ("AMD EPYC" for Zen 2, 3 and 4 alike), and two
+    CPUs with the same vector width can still give different float results (the demo's metrics
+    differ between two AVX2 VMs, see the README), so a record has to say which CPU it is."""
     first = cpuinfo.split("\n\n", 1)[0]
-
-    def field(name):
-        m = re.search(rf"^{name}\s*:\s*(.+)$", first, re.MULTILINE)
-        return m.group(1).strip() if m else None
-
-    vendor, family, model = field("vendor_id"), field("cpu family"), field("model")
+    vendor, family, model, stepping, cache = (
+        _cpuinfo_field(first, name)
+        for name in ("vendor_id", "cpu family", "model", "stepping", "cache size"))
     if vendor is None or family is None or model is None:
         return None
-    out = f"{vendor} family {family} model {model}"
-    if field("stepping") is not None:
-        out += f" stepping {field('stepping')}"
-    if field("cache size") is not None:
-        out += f", cache {field('cache size')}"
-    return out
+    return (f"{vendor} family {family} model {model}"
+            + (f" stepping {stepping}" if stepping is not None else "")
+            + (f", cache {cache}" if cache is not None else ""))
 
 
 def vector_isa(cpuinfo: str) -> str | None:
