@@ -106,18 +106,18 @@ def captioner_runs(tmp_path_factory, synthetic_dataset):
               "dim=16,runlocal")
     overrides = {"total_steps": 4, "data.batch_size": 2, "eval.batch_size": 2,
                  "log_every_steps": 1, "checkpoint_every_steps": 2}
-    runs = {}
+    runs, logs = {}, {}
     for name, processes in (("one", 1), ("two", 2)):
         workdir = str(root / name)
-        launch(config, workdir, overrides, processes=processes, devices=2)
-        launch(config.replace(",runlocal", ",runlocal,predict"), workdir,
-               {"eval.batch_size": 2}, processes=processes, devices=2)
+        logs[name] = launch(config, workdir, overrides, processes=processes, devices=2)
+        logs[name] += launch(config.replace(",runlocal", ",runlocal,predict"), workdir,
+                             {"eval.batch_size": 2}, processes=processes, devices=2)
         runs[name] = workdir
-    return runs["one"], runs["two"]
+    return runs["one"], runs["two"], logs
 
 
 def test_captioner_training_and_prediction_two_processes_equal_one(captioner_runs):
-    one, two = captioner_runs
+    one, two, _ = captioner_runs
     _assert_trees_equal(_latest_state(one)["params"], _latest_state(two)["params"])
     assert _metrics(one) == _metrics(two)
     with open(os.path.join(one, "predictions", "val_1.json")) as f:
@@ -126,6 +126,17 @@ def test_captioner_training_and_prediction_two_processes_equal_one(captioner_run
         sub_two = json.load(f)
     assert sub_one["results"] == sub_two["results"]
     assert len(sub_one["results"]) == 4
+
+
+def test_multi_process_cpu_runs_compile_instead_of_loading_from_the_cache(captioner_runs):
+    """The rerun of this 2-process training with a warm cache hung (process 0 loaded its
+    train step from the cache, process 1 compiled, and the two ordered their collectives
+    differently): every process of a multi-process CPU run now compiles
+    (`jax_setup.persistent_cache_is_safe`); a 1-process run keeps the cache."""
+    _, _, logs = captioner_runs
+    off = "persistent compilation cache off: 2 CPU processes"
+    assert len(logs["two"]) == 4 and all(off in log for log in logs["two"])
+    assert not any("persistent compilation cache off" in log for log in logs["one"])
 
 
 def test_processes_started_with_different_configs_fail_fast(tmp_path):

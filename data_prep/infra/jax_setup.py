@@ -62,9 +62,32 @@ def initialize_distributed(run_cfg) -> bool:
     return True
 
 
+def persistent_cache_is_safe() -> bool:
+    """Whether this process may load executables from the persistent compilation cache.
+
+    Not in a multi-process CPU run. There JAX's cache key differs per process (it names the
+    process's devices) and only process 0 writes, so on a rerun process 0 loads its
+    executable from the cache while every other process compiles its own; and a loaded
+    executable and a freshly compiled one need not issue their gloo collectives in the same
+    order. Measured here (JAX 0.10.2, the captioner's train step with its `lax.cond`s over
+    sharded rows, 2 processes): with an empty cache both compile and the run ends in 74 s;
+    rerun with the cache, process 0 waits in an all-reduce and process 1 in an all-gather
+    inside a conditional, for ever. Process 0 gains nothing from the cache in such a run
+    anyway (every step waits for the processes that compile), so it compiles too.
+    Accelerator backends keep the cache (their collectives run in program order).
+    """
+    return not (jax.process_count() > 1 and jax.default_backend() == "cpu")
+
+
 def setup_jax(config) -> None:
     """Host allocator (`host_memory.keep_freed_memory`), compilation cache and (when
-    `config.run.distributed`) multi-host initialisation."""
+    `config.run.distributed`) multi-host initialisation; the cache is then turned off where
+    `persistent_cache_is_safe` says so (before anything is compiled)."""
     keep_freed_memory()
     enable_compilation_cache()
     initialize_distributed(config.get("run") if hasattr(config, "get") else None)
+    if not persistent_cache_is_safe():
+        jax.config.update("jax_enable_compilation_cache", False)
+        log.info("persistent compilation cache off: %d CPU processes compile their own "
+                 "programs (a cached one can order its collectives differently and hang)",
+                 jax.process_count())
