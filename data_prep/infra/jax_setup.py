@@ -65,16 +65,16 @@ def initialize_distributed(run_cfg) -> bool:
 def persistent_cache_is_safe() -> bool:
     """Whether this process may load executables from the persistent compilation cache.
 
-    Not in a multi-process CPU run. There JAX's cache key differs per process (it names the
-    process's devices) and only process 0 writes, so on a rerun process 0 loads its
-    executable from the cache while every other process compiles its own; and a loaded
+    Not in a multi-process CPU run. There JAX's cache key differs per process (measured: the two
+    processes' keys for one program differ) and only process 0 writes, so on a rerun process 0
+    loads its executable from the cache while every other process compiles its own; and a loaded
     executable and a freshly compiled one need not issue their gloo collectives in the same
     order. Measured here (JAX 0.10.2, the captioner's train step with its `lax.cond`s over
-    sharded rows, 2 processes): with an empty cache both compile and the run ends in 74 s;
-    rerun with the cache, process 0 waits in an all-reduce and process 1 in an all-gather
-    inside a conditional, for ever. Process 0 gains nothing from the cache in such a run
-    anyway (every step waits for the processes that compile), so it compiles too.
-    Accelerator backends keep the cache (their collectives run in program order).
+    sharded rows, 2 processes): with an empty cache both compile and the run ends in 74 s; rerun
+    with the cache, process 0 waits in an all-reduce and process 1 in an all-gather inside a
+    conditional, for ever. Process 0 gains nothing from the cache in such a run anyway (every
+    step waits for the processes that compile), so it compiles too. Accelerator backends keep
+    the cache: the hang was seen on CPU (gloo), and no accelerator was at hand to check them.
     """
     return not (jax.process_count() > 1 and jax.default_backend() == "cpu")
 
