@@ -22,9 +22,8 @@ import statistics
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this script's checkout
+sys.path.insert(0, REPO)
 DEFAULT_MODULES = ("ml_dtypes", "jax", "data_prep.orchestration.pipeline", "sa_tsp_jax.train",
                    "captioner_jax.train")
 VERSIONED = ("numpy", "ml_dtypes", "jax")

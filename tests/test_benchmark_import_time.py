@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
+import jax
+import ml_dtypes
+import numpy
 import pytest
 
 from benchmarks import import_time
@@ -21,9 +24,6 @@ def test_command_times_every_module_under_each_interpreter(tmp_path, capsys):
         assert set(r["seconds"]) == {"ml_dtypes", "jax"}
         assert all(s > 0 for s in r["seconds"].values())
         # The child reports the versions it imported (the point of a side-by-side run).
-        import jax
-        import ml_dtypes
-        import numpy
         assert r["versions"] == {"numpy": numpy.__version__, "ml_dtypes": ml_dtypes.__version__,
                                  "jax": jax.__version__}
         assert "cpu_id" in r and "vector_isa" in r
