@@ -30,10 +30,13 @@ nltk-data: $(STAMP)
 
 # Two pytest workers (pytest-xdist), one test file per worker at a time: much of the suite
 # is single-threaded compilation and subprocess start-up, so 2 workers on 2 cores finish
-# sooner than one; `make test TEST_WORKERS=0` runs serially.
+# sooner than one; `make test TEST_WORKERS=0` runs serially. `--no-loadscope-reorder` keeps
+# the collection order of tests/suite_order.py (longest files first, so both workers end
+# together) instead of xdist's most-tests-first.
 TEST_WORKERS ?= 2
+XDIST_ARGS := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP) nltk-data
-	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) tests
+	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),$(XDIST_ARGS)) tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

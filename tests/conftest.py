@@ -39,10 +39,16 @@ keep_freed_memory()  # as every entry point does (before JAX starts its threads)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+from suite_order import slowest_files_first  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Longest files first, so xdist's two workers end together (tests/suite_order.py)."""
+    items[:] = slowest_files_first(items)
 
 
 def _require_data() -> bool:
