@@ -39,6 +39,7 @@ keep_freed_memory()  # as every entry point does (before JAX starts its threads)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+import suite_timeline  # noqa: E402
 from suite_order import slowest_files_first  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
@@ -49,6 +50,18 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 def pytest_collection_modifyitems(items: list) -> None:
     """Longest files first, so xdist's two workers end together (tests/suite_order.py)."""
     items[:] = slowest_files_first(items)
+
+
+def pytest_configure(config) -> None:
+    suite_timeline.configure(config)  # per-test times when DVC_TEST_TIMELINE names a folder
+
+
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    suite_timeline.record(nodeid, "start")
+
+
+def pytest_runtest_logfinish(nodeid: str, location) -> None:
+    suite_timeline.record(nodeid, "end")
 
 
 def _require_data() -> bool:

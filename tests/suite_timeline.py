@@ -1,0 +1,40 @@
+"""Per-test start and end times of a test session, for `benchmarks/suite_balance.py`.
+
+With `DVC_TEST_TIMELINE=<folder>` set, every pytest process that runs tests appends one line
+per event to `<folder>/<worker>.tsv` (`gw0`, `gw1`, ... under pytest-xdist, `main` in a serial
+run): `<unix time, s>\t<start|end>\t<test node id>`. The xdist controller writes nothing (it
+only relays its workers' reports). Unset: no file is touched.
+
+    DVC_TEST_TIMELINE=/tmp/timeline make test
+    python benchmarks/suite_balance.py /tmp/timeline
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+ENV = "DVC_TEST_TIMELINE"
+_folder: pathlib.Path | None = None
+_worker = "main"
+
+
+def configure(config) -> None:
+    """Called from conftest's `pytest_configure`: records in workers and serial runs only."""
+    global _folder, _worker
+    folder = os.environ.get(ENV)
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    is_xdist_controller = _worker == "main" and (getattr(config.option, "numprocesses", 0) or 0)
+    if not folder or is_xdist_controller:
+        _folder = None
+        return
+    _folder = pathlib.Path(folder)
+    _folder.mkdir(parents=True, exist_ok=True)
+
+
+def record(nodeid: str, event: str) -> None:
+    """Appends `time, event, nodeid` to this process's file (no-op when not recording)."""
+    if _folder is None:
+        return
+    with open(_folder / f"{_worker}.tsv", "a") as f:
+        f.write(f"{time.time():.3f}\t{event}\t{nodeid}\n")
