@@ -23,8 +23,11 @@ def configure(config) -> None:
     """Called from conftest's `pytest_configure`: records in workers and serial runs only."""
     global _folder, _worker
     folder = os.environ.get(ENV)
-    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    is_xdist_controller = _worker == "main" and (getattr(config.option, "numprocesses", 0) or 0)
+    # xdist gives its workers `config.workerinput`; not the PYTEST_XDIST_WORKER variable,
+    # which a pytest started from inside a worker (tests/test_suite_balance.py) inherits.
+    workerinput = getattr(config, "workerinput", None)
+    _worker = workerinput["workerid"] if workerinput is not None else "main"
+    is_xdist_controller = workerinput is None and (getattr(config.option, "numprocesses", 0) or 0)
     if not folder or is_xdist_controller:
         _folder = None
         return
