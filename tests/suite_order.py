@@ -7,7 +7,8 @@ long tests for the end, and whichever worker picked them up ran on alone: in a t
 run of 6cf4ef6 (2026-12-03, Zen 3 AVX2, 2 cores) one worker ended 118 s before the other
 (943.7 s vs 1061.4 s). Handing out the longest files first (longest-processing-time-first)
 leaves only short files to even out the end; replaying that run's per-test times through
-xdist's scheduling with this order ends both workers at 1000-1004 s.
+xdist's scheduling with this order ends the workers at 1002.2 and 1002.5 s
+(`benchmarks/suite_balance.py`, whose replay of xdist's own order gives 943.5 and 1061.2 s).
 
 `SLOWEST_FILES` are the files that took 30 s or more in that run (their tests' summed time,
 the other worker running beside them), longest first; the other files keep pytest's
