@@ -34,6 +34,8 @@ def test_two_workers_record_their_tests_and_the_report_reads_them(tmp_path):
     """A real 2-worker session with DVC_TEST_TIMELINE set: one file per worker, none from the
     controller, every test's start and end; the report's figures follow from them."""
     folder = tmp_path / "timeline"
+    folder.mkdir()
+    (folder / "gw0.tsv").write_text("1.0\tstart\ttests/test_old.py::t\n")  # an earlier run's
     tests = ["tests/test_suite_order.py::test_every_listed_file_exists_once",
              "tests/test_eval_scorers.py::test_tiou_edge_cases"]
     env = dict(os.environ, DVC_TEST_TIMELINE=str(folder))
