@@ -24,7 +24,6 @@ import logging
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
@@ -198,7 +197,11 @@ def _cached_word_gate_fn(model):
 
 def restore_params(workdir: str, abstract_params=None):
     """Params of the best checkpoint in `workdir/best`, else of the latest training one.
-    -> (params, "best" | "checkpoints", step)."""
+    -> (params as NumPy arrays, "best" | "checkpoints", step).
+
+    Read to host memory, not onto the devices that saved them: a run trained on other
+    devices (another count, hosts or accelerator) predicts here all the same; the caller
+    places them. `abstract_params` (shapes/dtypes) casts each leaf to its dtype."""
     for sub in ("best", "checkpoints"):
         directory = paths.join(workdir, sub)
         if not paths.is_dir(directory):
@@ -207,10 +210,10 @@ def restore_params(workdir: str, abstract_params=None):
             step = ckpt.latest_step()
             if step is None:
                 continue
-            params = ckpt.restore(step, None)["params"]
+            params = ckpt.restore_to_host(step)["params"]
         log.info("restored %s params of step %d", sub, step)
         if abstract_params is not None:
-            params = jax.tree.map(lambda a, x: jnp.asarray(x, a.dtype), abstract_params, params)
+            params = jax.tree.map(lambda a, x: np.asarray(x, a.dtype), abstract_params, params)
         return params, sub, step
     raise FileNotFoundError(f"no checkpoint under {workdir}/best or {workdir}/checkpoints")
 

@@ -99,7 +99,9 @@ def test_checkpoints_in_a_bucket_round_trip(bucket):
         ckpt.save(5, {"w": jnp.arange(3.0)}, force=True)
         ckpt.wait()
         state, step = ckpt.restore_latest({"w": jnp.zeros(3)})
+        host = ckpt.restore_to_host(5)
     assert step == 5 and np.array_equal(np.asarray(state["w"]), [0.0, 1.0, 2.0])
+    assert isinstance(host["w"], np.ndarray) and host["w"].tolist() == [0.0, 1.0, 2.0]
     assert (bucket / "bkt" / "ckpt_test" / "checkpoints" / "5").is_dir()
 
 

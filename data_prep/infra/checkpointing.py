@@ -17,6 +17,7 @@ import logging
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from data_prep.infra import paths
@@ -104,6 +105,31 @@ class Checkpointer:
             items[_DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**items))
         logging.info("restored checkpoint at step %d from %s", step, self.directory)
+        return restored[_STATE]
+
+    def restore_to_host(self, step: int):
+        """The state saved at `step` as NumPy arrays (the same tree), whatever devices saved it.
+
+        `restore(step, None)` places the arrays as they were saved, which Orbax refuses
+        ("Topology mismatch") on any other device set: a captioner trained on 8 devices or 2
+        hosts could not be read by a 1-device prediction, nor a released run on a machine
+        other than the one that wrote it. The shapes and dtypes come from the checkpoint's
+        own metadata; the caller places the arrays (e.g. a jit with its mesh's shardings).
+        Call it on every process (each reads the whole state).
+        """
+        reader = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(read_only=True),
+            item_handlers={_STATE: ocp.StandardCheckpointHandler()})
+        try:
+            metadata = reader.item_metadata(int(step))[_STATE]
+            tree = getattr(metadata, "tree", metadata)
+            target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
+            restored = reader.restore(
+                int(step), args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(target)}))
+        finally:
+            reader.close()
+        logging.info("restored checkpoint at step %d from %s to host memory", step,
+                     self.directory)
         return restored[_STATE]
 
     def restore_latest(self, abstract_state, shardings=None, data_iterator=None):
