@@ -12,7 +12,6 @@ test_captioner_model.py."""
 import json
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from interruptions import straight_and_interrupted
 
@@ -21,6 +20,7 @@ from captioner_jax import build, inference, train
 from captioner_jax.scst import train_scst
 from configs.captioner import synthetic, synthetic_scst
 from data_prep.infra import resume
+from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.metrics import read_metrics
 from data_prep.text.caption_vocab import CaptionVocab
 
@@ -63,8 +63,8 @@ def runs(synthetic_dataset, tmp_path_factory):
 
 
 def _params(directory, step):
-    with ocp.PyTreeCheckpointer() as ckptr:
-        return ckptr.restore(directory / str(step) / "state")["params"]
+    with Checkpointer(str(directory)) as ckpt:
+        return ckpt.restore_to_host(step)["params"]
 
 
 def _lines(workdir):

@@ -6,7 +6,6 @@ import json
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from interruptions import straight_and_interrupted
 
@@ -14,6 +13,7 @@ from benchmarks.attribute_features import write_attribute_features
 from captioner_jax.scst import train_scst
 from captioner_jax.scst.scst_data import split_validation
 from configs.captioner import synthetic_scst
+from data_prep.infra.checkpointing import Checkpointer
 from data_prep.infra.metrics import read_metrics
 
 STEPS, KILL_IN_EVAL, PREEMPT = 4, 2, 4  # evaluations at 0 (before SCST), 2 and 4
@@ -75,8 +75,8 @@ def test_scst_stage_logs_rewards_and_evaluates(runs, synthetic_dataset):
 
 
 def _params(directory, step):
-    with ocp.PyTreeCheckpointer() as ckptr:
-        return ckptr.restore(directory / str(step) / "state")["params"]
+    with Checkpointer(str(directory)) as ckpt:
+        return ckpt.restore_to_host(step)["params"]
 
 
 def _drop_time(record):
